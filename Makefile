@@ -1,0 +1,26 @@
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEMO_DIR ?= runs/demo
+
+.PHONY: install demo test bench clean
+
+$(VENV)/installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/installed
+
+demo: install
+	$(PY) -m eic_jax.main --config=configs/demo.py --workdir=$(DEMO_DIR)
+
+test: install
+	$(PY) -m pytest -q
+
+bench: install
+	$(PY) -m eic_jax.bench
+
+clean:
+	rm -rf $(VENV) runs

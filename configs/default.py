@@ -1,0 +1,43 @@
+"""The paper's setup (Ballé et al. 2017; TensorFlow Compression's bls2017): 256x256 crops,
+batch 8, Adam at 1e-4, λ = 0.01, N = 128 filters."""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+
+  # Model.
+  config.num_filters = 128
+  config.density_hidden = (3, 3, 3)
+  config.density_init_scale = 10.0
+  # Tail mass left outside the coding tables' range; values there are escape-coded.
+  config.tail_mass = 2.0**-8
+
+  # Objective: bits per pixel + lmbda · MSE on the 0–255 scale.
+  config.lmbda = 0.01
+
+  # Data: comma-separated glob patterns of PNG or JPEG files, or 'tfds:NAME:SPLIT'.
+  config.train_glob = "images/train/*.png"
+  config.valid_glob = ""
+  config.patch_size = 256
+  config.batch_size = 8
+  # Keep decoded training images in memory (fast; needs RAM for the whole set).
+  config.cache_images = True
+  config.valid_patch_size = 256
+  config.num_valid_images = 16
+
+  # Optimisation.
+  config.learning_rate = 1e-4
+  # constant, cosine (to zero over num_train_steps) or piecewise (×0.1 at each boundary).
+  config.learning_rate_schedule = "constant"
+  config.learning_rate_boundaries = (0.8,)  # fractions of num_train_steps, for piecewise
+  config.num_train_steps = 1_000_000
+  config.seed = 0
+
+  # Bookkeeping.
+  config.log_every_steps = 100
+  config.eval_every_steps = 5_000
+  config.checkpoint_every_steps = 1_000
+  config.max_checkpoints_to_keep = 3
+  return config

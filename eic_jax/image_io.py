@@ -1,0 +1,100 @@
+"""Reading any image Pillow opens as 8-bit RGB, and writing files atomically.
+
+Conversion rules, applied in this order:
+1. EXIF orientation is applied, so pixels are in display order.
+2. 16- and 32-bit integer samples are scaled to 8 bits (0..65535 → 0..255, rounded);
+   floating-point samples are taken as 0..1 and scaled to 0..255.
+3. Palette images are expanded; an alpha channel (RGBA, LA, palette transparency) is
+   composited over white.
+4. Grayscale is replicated into three channels; CMYK, YCbCr and other modes are converted to
+   RGB by Pillow.
+"""
+
+import contextlib
+import os
+import tempfile
+
+import numpy as np
+from PIL import Image, ImageOps
+
+# Pillow's decompression-bomb guard is replaced by the caller's explicit pixel limit.
+Image.MAX_IMAGE_PIXELS = None
+
+
+class ImageReadError(ValueError):
+  """An input image cannot be read; the message names the file and the reason."""
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+  if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+    samples = np.asarray(image, dtype=np.float64)
+    top = 65535.0 if image.mode.startswith("I;16") or samples.max(initial=0) <= 65535 else 2.0**32 - 1
+    return Image.fromarray(np.clip(np.round(samples * 255.0 / top), 0, 255).astype(np.uint8), "L")
+  if image.mode == "F":
+    samples = np.asarray(image, dtype=np.float64)
+    return Image.fromarray(np.clip(np.round(samples * 255.0), 0, 255).astype(np.uint8), "L")
+  return image
+
+
+def to_rgb(image: Image.Image) -> np.ndarray:
+  """Converts a Pillow image to a uint8 array (H, W, 3) by the module's rules."""
+  image = _to_8bit(ImageOps.exif_transpose(image))
+  if image.mode == "P":
+    image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+  if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    rgba = image.convert("RGBA")
+    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    image = Image.alpha_composite(background, rgba)
+  return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def image_size(path: str) -> tuple[int, int]:
+  """(height, width) from the file header, without decoding the pixels."""
+  try:
+    with Image.open(path) as image:
+      width, height = image.size
+  except (OSError, SyntaxError, ValueError) as error:
+    raise ImageReadError(f"{path}: not a readable image ({error})") from error
+  return height, width
+
+
+def read_image(path: str, max_pixels: int | None = None) -> np.ndarray:
+  """Reads an image file as uint8 RGB (H, W, 3); `max_pixels` is checked before decoding."""
+  try:
+    with Image.open(path) as image:
+      width, height = image.size
+      if max_pixels is not None and width * height > max_pixels:
+        raise ImageReadError(
+            f"{path}: {width}x{height} has {width * height} pixels, more than the limit of "
+            f"{max_pixels}")
+      image.load()
+      return to_rgb(image)
+  except ImageReadError:
+    raise
+  except FileNotFoundError as error:
+    raise ImageReadError(f"{path}: no such file") from error
+  except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    raise ImageReadError(f"{path}: not a readable image ({error})") from error
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = "wb"):
+  """Yields a file object whose content replaces `path` only once everything was written."""
+  directory = os.path.dirname(os.path.abspath(path))
+  handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+  try:
+    with os.fdopen(handle, mode) as stream:
+      yield stream
+      stream.flush()
+      os.fsync(stream.fileno())
+    os.replace(temporary, path)
+  except BaseException:
+    with contextlib.suppress(FileNotFoundError):
+      os.unlink(temporary)
+    raise
+
+
+def write_png(path: str, pixels: np.ndarray) -> None:
+  """Writes a uint8 (H, W, 3) array as PNG, atomically."""
+  with atomic_write(path) as stream:
+    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(stream, format="PNG")

@@ -1,0 +1,215 @@
+"""Training: rate–distortion objective, jit-compiled steps, evaluation and the training loop."""
+
+import functools
+import json
+import logging
+import math
+import os
+from typing import Any
+
+from eic_jax.tensorflow_setup import tf  # noqa: F401  (before clu, which imports TensorFlow)
+
+from clu import metric_writers
+from clu import metrics
+from clu import periodic_actions
+import flax
+from flax.training import train_state
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+
+from eic_jax import input_pipeline
+from eic_jax.bls2017 import BLS2017
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+
+
+@flax.struct.dataclass
+class TrainMetrics(metrics.Collection):
+  loss: metrics.Average.from_output("loss")
+  bpp: metrics.Average.from_output("bpp")
+  mse: metrics.Average.from_output("mse")
+  psnr: metrics.Average.from_output("psnr")
+
+
+@flax.struct.dataclass
+class EvalMetrics(metrics.Collection):
+  loss: metrics.Average.from_output("loss")
+  bpp: metrics.Average.from_output("bpp")
+  mse: metrics.Average.from_output("mse")
+  psnr: metrics.Average.from_output("psnr")
+
+
+def create_model(config: ml_collections.ConfigDict) -> BLS2017:
+  return BLS2017(num_filters=config.num_filters, density_hidden=tuple(config.density_hidden),
+                 density_init_scale=config.density_init_scale)
+
+
+def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
+  if config.learning_rate_schedule == "constant":
+    return optax.constant_schedule(config.learning_rate)
+  if config.learning_rate_schedule == "cosine":
+    return optax.cosine_decay_schedule(config.learning_rate, config.num_train_steps)
+  if config.learning_rate_schedule == "piecewise":
+    boundaries = {int(f * config.num_train_steps): 0.1 for f in config.learning_rate_boundaries}
+    return optax.piecewise_constant_schedule(config.learning_rate, boundaries)
+  raise ValueError(f"Unknown learning_rate_schedule {config.learning_rate_schedule!r}; "
+                   "use constant, cosine or piecewise")
+
+
+def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  return optax.adam(learning_rate_schedule(config))
+
+
+def init_params(model: BLS2017, rng: jax.Array) -> Any:
+  dummy = jnp.zeros((1, 16, 16, 3), jnp.float32)
+  return model.init({"params": rng, "noise": rng}, dummy, training=True)["params"]
+
+
+def create_train_state(config: ml_collections.ConfigDict, rng: jax.Array
+                       ) -> train_state.TrainState:
+  model = create_model(config)
+  return train_state.TrainState.create(
+      apply_fn=model.apply, params=init_params(model, rng), tx=create_optimizer(config))
+
+
+def rate_distortion(x: jax.Array, x_hat: jax.Array, likelihoods: jax.Array, lmbda: float
+                    ) -> dict[str, jax.Array]:
+  """Per-image bits per pixel, MSE and PSNR (0–255 scale) and loss = bpp + λ·MSE."""
+  num_pixels = x.shape[1] * x.shape[2]
+  bpp = jnp.sum(-jnp.log2(likelihoods), axis=(1, 2, 3)) / num_pixels
+  mse = jnp.mean(jnp.square(x - x_hat), axis=(1, 2, 3))
+  psnr = 10.0 * jnp.log10(255.0**2 / jnp.maximum(mse, 1e-10))
+  return {"loss": bpp + lmbda * mse, "bpp": bpp, "mse": mse, "psnr": psnr}
+
+
+def train_step(state: train_state.TrainState, batch: jax.Array, rng: jax.Array, lmbda: float
+               ) -> tuple[train_state.TrainState, dict[str, jax.Array]]:
+  """One optimiser step on rate + λ·distortion with noisy latents."""
+  x = batch.astype(jnp.float32)
+
+  def loss_fn(params):
+    x_hat, likelihoods = state.apply_fn({"params": params}, x, training=True,
+                                        rngs={"noise": rng})
+    outputs = jax.tree_util.tree_map(jnp.mean, rate_distortion(x, x_hat, likelihoods, lmbda))
+    return outputs["loss"], outputs
+
+  grads, outputs = jax.grad(loss_fn, has_aux=True)(state.params)
+  return state.apply_gradients(grads=grads), outputs
+
+
+def eval_step(apply_fn, params: Any, batch: jax.Array, lmbda: float) -> dict[str, jax.Array]:
+  """Per-image metrics with rounded latents and the reconstruction clipped and rounded to 8 bits,
+  as a decoder would output it."""
+  x = batch.astype(jnp.float32)
+  x_hat, likelihoods = apply_fn({"params": params}, x, training=False)
+  return rate_distortion(x, jnp.round(jnp.clip(x_hat, 0.0, 255.0)), likelihoods, lmbda)
+
+
+def evaluate(eval_fn, params: Any, images: np.ndarray, batch_size: int) -> dict[str, float]:
+  collected = None
+  for start in range(0, len(images), batch_size):
+    update = EvalMetrics.single_from_model_output(
+        **eval_fn(params, images[start:start + batch_size]))
+    collected = update if collected is None else collected.merge(update)
+  return {name: float(value) for name, value in collected.compute().items()}
+
+
+def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, CONFIG_FILE), "w") as stream:
+    stream.write(config.to_json_best_effort(indent=2, sort_keys=True))
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{workdir} has no {CONFIG_FILE}: it is not a training workdir")
+  with open(path) as stream:
+    return ml_collections.ConfigDict(json.load(stream))
+
+
+def checkpoint_manager(workdir: str, max_to_keep: int | None = None) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR),
+      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
+
+
+def restore_state(manager: ocp.CheckpointManager, state: train_state.TrainState,
+                  step: int | None = None) -> train_state.TrainState:
+  step = manager.latest_step() if step is None else step
+  restored = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(state)))
+  return restored.state
+
+
+def _periodic(step: int, every: int, last_step: int) -> bool:
+  return step == last_step or (every > 0 and step % every == 0)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
+                       ) -> train_state.TrainState:
+  """Trains in `workdir`, resuming from its latest checkpoint, and returns the final state."""
+  writer = metric_writers.create_default_writer(
+      workdir, just_logging=jax.process_index() > 0)
+  save_config(config, workdir)
+  rng = jax.random.PRNGKey(config.seed)
+  init_rng, noise_rng = jax.random.split(rng)
+  state = create_train_state(config, init_rng)
+  manager = checkpoint_manager(workdir, config.max_checkpoints_to_keep)
+  try:
+    if manager.latest_step() is not None:
+      state = restore_state(manager, state)
+      logging.info("Resumed from step %d in %s", int(state.step), manager.directory)
+    initial_step = int(state.step)
+    if initial_step >= config.num_train_steps:
+      logging.info("Already trained for %d steps", initial_step)
+      return state
+
+    batches = input_pipeline.train_dataset(
+        config.train_glob, config.batch_size, config.patch_size, config.seed + initial_step,
+        config.cache_images).as_numpy_iterator()
+    valid_images = (input_pipeline.validation_images(
+        config.valid_glob, config.valid_patch_size, config.num_valid_images)
+                    if config.valid_glob else None)
+    step_fn = jax.jit(functools.partial(train_step, lmbda=config.lmbda), donate_argnums=0)
+    eval_fn = jax.jit(functools.partial(eval_step, state.apply_fn, lmbda=config.lmbda))
+    writer.write_hparams({k: v for k, v in config.items() if isinstance(v, (int, float, str))})
+    report_progress = periodic_actions.ReportProgress(
+        num_train_steps=config.num_train_steps, writer=writer,
+        every_steps=config.log_every_steps)
+
+    train_metrics = None
+    for step in range(initial_step + 1, config.num_train_steps + 1):
+      with jax.profiler.StepTraceAnnotation("train", step_num=step):
+        state, outputs = step_fn(state, next(batches), jax.random.fold_in(noise_rng, step))
+      loss = float(outputs["loss"])
+      if not math.isfinite(loss):
+        raise FloatingPointError(
+            f"Training diverged at step {step}: the loss is {loss}. The last good checkpoint "
+            f"(step {manager.latest_step()}) is kept in {manager.directory}; lower "
+            "learning_rate or lmbda and run again.")
+      update = TrainMetrics.single_from_model_output(**outputs)
+      train_metrics = update if train_metrics is None else train_metrics.merge(update)
+      report_progress(step)
+      if _periodic(step, config.log_every_steps, config.num_train_steps):
+        writer.write_scalars(step, {f"train_{name}": value for name, value
+                                    in train_metrics.compute().items()})
+        train_metrics = None
+      if valid_images is not None and _periodic(step, config.eval_every_steps,
+                                                config.num_train_steps):
+        with report_progress.timed("eval"):
+          scores = evaluate(eval_fn, state.params, valid_images, config.batch_size)
+        writer.write_scalars(step, {f"valid_{name}": value for name, value in scores.items()})
+      if _periodic(step, config.checkpoint_every_steps, config.num_train_steps):
+        with report_progress.timed("checkpoint"):
+          manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)))
+    writer.flush()
+    return state
+  finally:
+    manager.wait_until_finished()
+    manager.close()

@@ -1,0 +1,45 @@
+"""Shared fixtures: small photographs that ship with scikit-image, written as PNG and JPEG."""
+
+import os
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+import skimage.data
+from PIL import Image
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def photo(name: str = "astronaut", size: tuple[int, int] | None = None) -> np.ndarray:
+  """A uint8 RGB photograph from scikit-image, optionally cropped to (height, width)."""
+  image = getattr(skimage.data, name)()
+  if size is not None:
+    image = image[:size[0], :size[1]]
+  return np.ascontiguousarray(image)
+
+
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory) -> pathlib.Path:
+  """Eight 96x128 crops of four photographs, half PNG and half JPEG."""
+  directory = tmp_path_factory.mktemp("photos")
+  for name in ("astronaut", "chelsea", "coffee", "rocket"):
+    image = getattr(skimage.data, name)()
+    for i, (top, left) in enumerate(((0, 0), (150, 200))):
+      crop = image[top:top + 96, left:left + 128]
+      extension = "png" if i == 0 else "jpg"
+      Image.fromarray(crop).save(directory / f"{name}_{i}.{extension}")
+  return directory
+
+
+@pytest.fixture
+def smoke_config(photo_dir):
+  from configs import smoke  # pylint: disable=import-outside-toplevel
+  config = smoke.get_config()
+  config.train_glob = str(photo_dir / "*")
+  config.valid_glob = str(photo_dir / "*.png")
+  return config

@@ -1,0 +1,115 @@
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from eic_jax import input_pipeline
+from eic_jax import train
+from tests.conftest import ROOT
+
+
+def _run_main(*args, timeout=300):
+  return subprocess.run([sys.executable, "-m", "eic_jax.main", *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=timeout)
+
+
+def test_thirty_steps_lower_the_loss(smoke_config):
+  state = train.create_train_state(smoke_config, jax.random.PRNGKey(0))
+  batch = next(input_pipeline.train_dataset(smoke_config.train_glob, 4, 64, seed=0)
+               .as_numpy_iterator())
+  step = jax.jit(functools.partial(train.train_step, lmbda=smoke_config.lmbda))
+  losses = []
+  for i in range(30):
+    state, outputs = step(state, batch, jax.random.PRNGKey(i))
+    losses.append(float(outputs["loss"]))
+  assert np.all(np.isfinite(losses))
+  assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+  assert int(state.step) == 30
+
+
+def _flat(tree):
+  return {jax.tree_util.keystr(path): np.asarray(leaf)
+          for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
+
+
+def test_restore_in_a_new_process_continues_with_equal_parameters(smoke_config, tmp_path):
+  workdir = tmp_path / "run"
+  common = ["--config=configs/smoke.py", f"--workdir={workdir}",
+            f"--config.train_glob={smoke_config.train_glob}",
+            f"--config.valid_glob={smoke_config.valid_glob}"]
+  first = _run_main(*common, "--config.num_train_steps=6", "--config.checkpoint_every_steps=3")
+  assert first.returncode == 0, first.stderr
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["3", "6"]
+
+  # A fresh state restored here equals what the first process saved at its end.
+  config = train.load_config(str(workdir))
+  manager = train.checkpoint_manager(str(workdir))
+  fresh = train.create_train_state(config, jax.random.PRNGKey(123))
+  restored = train.restore_state(manager, fresh)
+  assert int(restored.step) == 6
+  assert not np.allclose(_flat(fresh.params)["['analysis']['conv_0']['kernel']"],
+                         _flat(restored.params)["['analysis']['conv_0']['kernel']"])
+
+  second = _run_main(*common, "--config.num_train_steps=8", "--config.checkpoint_every_steps=3")
+  assert second.returncode == 0, second.stderr
+  assert "Resumed from step 6" in second.stderr
+  manager = train.checkpoint_manager(str(workdir))
+  continued = train.restore_state(manager, fresh)
+  assert int(continued.step) == 8
+  # The second run started from the saved parameters: one or two Adam steps move them little.
+  before, after = _flat(restored.params), _flat(continued.params)
+  for name in before:
+    assert np.max(np.abs(before[name] - after[name])) < 0.05 + 0.05 * np.max(np.abs(before[name]))
+
+
+def test_config_overrides_reach_the_model_and_the_workdir(smoke_config, tmp_path):
+  workdir = tmp_path / "override"
+  result = _run_main("--config=configs/smoke.py", f"--workdir={workdir}",
+                     f"--config.train_glob={smoke_config.train_glob}", "--config.valid_glob=",
+                     "--config.num_filters=6", "--config.lmbda=0.05",
+                     "--config.num_train_steps=2")
+  assert result.returncode == 0, result.stderr
+  stored = json.loads((workdir / "config.json").read_text())
+  assert stored["num_filters"] == 6 and stored["lmbda"] == 0.05
+  config = train.load_config(str(workdir))
+  restored = train.restore_state(train.checkpoint_manager(str(workdir)),
+                                 train.create_train_state(config, jax.random.PRNGKey(0)))
+  assert restored.params["analysis"]["conv_0"]["kernel"].shape == (9, 9, 3, 6)
+
+
+def test_empty_glob_is_a_clear_error_naming_the_pattern(tmp_path):
+  pattern = str(tmp_path / "nothing" / "*.png")
+  result = _run_main("--config=configs/smoke.py", f"--workdir={tmp_path / 'w'}",
+                     f"--config.train_glob={pattern}")
+  assert result.returncode != 0
+  assert f"No image files match the pattern '{pattern}'" in result.stderr
+  assert "Traceback" not in result.stderr
+
+
+def test_divergence_stops_training_with_a_clear_message(smoke_config, tmp_path):
+  smoke_config.learning_rate = 1e30
+  smoke_config.num_train_steps = 20
+  with pytest.raises(FloatingPointError, match="Training diverged at step"):
+    train.train_and_evaluate(smoke_config, str(tmp_path / "nan"))
+
+
+def test_images_smaller_than_the_crop_are_skipped(photo_dir, tmp_path):
+  for path in photo_dir.iterdir():
+    shutil.copy(path, tmp_path)
+  small = tmp_path / "small.png"
+  Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(small)
+  files = input_pipeline.list_files(str(tmp_path / "*"))
+  kept = input_pipeline.large_enough(files, 64)
+  assert len(kept) == 8 and str(small) not in kept
+  with pytest.raises(ValueError, match="None of the 9 images is at least 200x200"):
+    input_pipeline.large_enough(files, 200)
+  batch = next(input_pipeline.train_dataset(str(tmp_path / "*"), 3, 64, seed=1)
+               .as_numpy_iterator())
+  assert batch.shape == (3, 64, 64, 3) and batch.dtype == np.uint8
