@@ -1,6 +1,12 @@
-"""Command line: python -m eic_jax.main --config=configs/default.py --workdir=DIR [--mode=...]."""
+"""Command line.
+
+  python -m eic_jax.main --config=configs/default.py --workdir=DIR            # train
+  python -m eic_jax.main --mode=compress --workdir=DIR --input=IMAGE --output=FILE.eic [--verbose]
+  python -m eic_jax.main --mode=decompress --workdir=DIR --input=FILE.eic --output=IMAGE.png
+"""
 
 import logging as python_logging
+import os
 import sys
 
 from absl import app
@@ -10,23 +16,69 @@ from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_enum("mode", "train", ["train"], "What to do.")
-flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and the stored config.")
+flags.DEFINE_enum("mode", "train", ["train", "compress", "decompress"], "What to do.")
+flags.DEFINE_string("workdir", None, "Training directory: checkpoints, logs, stored config.")
+flags.DEFINE_string("input", None, "compress: an image file; decompress: an .eic file.")
+flags.DEFINE_string("output", None, "compress: the .eic file; decompress: the PNG to write.")
+flags.DEFINE_bool("verbose", False, "compress: decode again and print sizes, distortion and rate.")
+flags.DEFINE_integer("max_pixels", None, "Largest image accepted, in pixels (default: 2^28).")
 config_flags.DEFINE_config_file(
     "config", None, "Training configuration file; override fields with --config.FIELD=VALUE.",
     lock_config=True)
 
 
+def _required(*names: str) -> None:
+  missing = [f"--{name}" for name in names if getattr(FLAGS, name) is None]
+  if missing:
+    raise app.UsageError(f"--mode={FLAGS.mode} needs {' and '.join(missing)}")
+
+
 def _train() -> None:
   from eic_jax import train  # pylint: disable=import-outside-toplevel
-  if FLAGS.config is None:
-    raise app.UsageError("--mode=train needs --config")
+  _required("config", "workdir")
   train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 
+def _load_codec():
+  from eic_jax import codec  # pylint: disable=import-outside-toplevel
+  kwargs = {} if FLAGS.max_pixels is None else {"max_pixels": FLAGS.max_pixels}
+  return codec.load_codec(FLAGS.workdir, **kwargs)
+
+
+def _compress() -> None:
+  from eic_jax import image_io, report  # pylint: disable=import-outside-toplevel
+  _required("workdir", "input", "output")
+  codec = _load_codec()
+  image = image_io.read_image(FLAGS.input, codec.max_pixels)
+  if FLAGS.verbose:
+    data, _, metrics = report.measure(codec, image)
+  else:
+    data = codec.compress(image)
+  with image_io.atomic_write(FLAGS.output) as stream:
+    stream.write(data)
+  if FLAGS.verbose:
+    print(report.format_report(metrics, os.path.getsize(FLAGS.input)))
+
+
+def _decompress() -> None:
+  from eic_jax import image_io  # pylint: disable=import-outside-toplevel
+  _required("workdir", "input", "output")
+  codec = _load_codec()
+  try:
+    with open(FLAGS.input, "rb") as stream:
+      data = stream.read()
+  except OSError as error:
+    raise OSError(f"{FLAGS.input}: {error.strerror}") from error
+  try:
+    image = codec.decompress(data)
+  except ValueError as error:
+    raise ValueError(f"{FLAGS.input}: {error}") from error
+  image_io.write_png(FLAGS.output, image)
+
+
 class _QuietLibraries(python_logging.Filter):
-  """Keeps the libraries' routine INFO records (each checkpoint write, backend probing) out of
-  the training log; their warnings and errors still show."""
+  """Keeps the libraries' routine INFO records (each checkpoint write) out of the log; their
+  warnings and errors still show."""
 
   _NOISY = ("/orbax/",)
 
@@ -39,12 +91,12 @@ def main(argv) -> None:
   logging.get_absl_logger().addFilter(_QuietLibraries())
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  if FLAGS.workdir is None:
-    raise app.UsageError("--workdir is required")
+  if FLAGS.mode != "train":
+    # The codec commands print their result; routine progress logs would only clutter it.
+    logging.set_verbosity(logging.WARNING)
   try:
-    {"train": _train}[FLAGS.mode]()
+    {"train": _train, "compress": _compress, "decompress": _decompress}[FLAGS.mode]()
   except (ValueError, FileNotFoundError, FloatingPointError, OSError) as error:
-    logging.error("%s", error)
     print(f"error: {error}", file=sys.stderr)
     sys.exit(1)
 

@@ -1,10 +1,8 @@
 """Training: rate–distortion objective, jit-compiled steps, evaluation and the training loop."""
 
 import functools
-import json
 import logging
 import math
-import os
 from typing import Any
 
 from eic_jax.tensorflow_setup import tf  # noqa: F401  (before clu, which imports TensorFlow)
@@ -19,13 +17,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 
+from eic_jax import checkpoints
 from eic_jax import input_pipeline
 from eic_jax.bls2017 import BLS2017
-
-CONFIG_FILE = "config.json"
-CHECKPOINT_DIR = "checkpoints"
 
 
 @flax.struct.dataclass
@@ -119,51 +114,26 @@ def evaluate(eval_fn, params: Any, images: np.ndarray, batch_size: int) -> dict[
   return {name: float(value) for name, value in collected.compute().items()}
 
 
-def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, CONFIG_FILE), "w") as stream:
-    stream.write(config.to_json_best_effort(indent=2, sort_keys=True))
-
-
-def load_config(workdir: str) -> ml_collections.ConfigDict:
-  path = os.path.join(workdir, CONFIG_FILE)
-  if not os.path.exists(path):
-    raise FileNotFoundError(f"{workdir} has no {CONFIG_FILE}: it is not a training workdir")
-  with open(path) as stream:
-    return ml_collections.ConfigDict(json.load(stream))
-
-
-def checkpoint_manager(workdir: str, max_to_keep: int | None = None) -> ocp.CheckpointManager:
-  return ocp.CheckpointManager(
-      os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR),
-      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True))
-
-
-def restore_state(manager: ocp.CheckpointManager, state: train_state.TrainState,
-                  step: int | None = None) -> train_state.TrainState:
-  step = manager.latest_step() if step is None else step
-  restored = manager.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(state)))
-  return restored.state
-
-
 def _periodic(step: int, every: int, last_step: int) -> bool:
   return step == last_step or (every > 0 and step % every == 0)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                        ) -> train_state.TrainState:
-  """Trains in `workdir`, resuming from its latest checkpoint, and returns the final state."""
+  """Trains in `workdir`, resuming from its latest checkpoint, and returns the final state.
+
+  At the end, the final parameters are exported with their coding tables for compression.
+  """
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0)
-  save_config(config, workdir)
+  checkpoints.save_config(config, workdir)
   rng = jax.random.PRNGKey(config.seed)
   init_rng, noise_rng = jax.random.split(rng)
   state = create_train_state(config, init_rng)
-  manager = checkpoint_manager(workdir, config.max_checkpoints_to_keep)
+  manager = checkpoints.checkpoint_manager(workdir, config.max_checkpoints_to_keep)
   try:
     if manager.latest_step() is not None:
-      state = restore_state(manager, state)
+      state = checkpoints.restore_state(manager, state)
       logging.info("Resumed from step %d in %s", int(state.step), manager.directory)
     initial_step = int(state.step)
     if initial_step >= config.num_train_steps:
@@ -207,8 +177,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
         writer.write_scalars(step, {f"valid_{name}": value for name, value in scores.items()})
       if _periodic(step, config.checkpoint_every_steps, config.num_train_steps):
         with report_progress.timed("checkpoint"):
-          manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)))
+          checkpoints.save_state(manager, step, state)
     writer.flush()
+    checkpoints.save_export(workdir, state.params, int(state.step), config.tail_mass)
     return state
   finally:
     manager.wait_until_finished()

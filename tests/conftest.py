@@ -43,3 +43,26 @@ def smoke_config(photo_dir):
   config.train_glob = str(photo_dir / "*")
   config.valid_glob = str(photo_dir / "*.png")
   return config
+
+
+@pytest.fixture(scope="session")
+def trained_workdir(tmp_path_factory, photo_dir) -> pathlib.Path:
+  """A tiny model trained briefly (about 10 s), with its export."""
+  from configs import smoke  # pylint: disable=import-outside-toplevel
+  from eic_jax import train  # pylint: disable=import-outside-toplevel
+  config = smoke.get_config()
+  config.train_glob = str(photo_dir / "*")
+  config.valid_glob = ""
+  config.patch_size = 64
+  config.num_train_steps = 60
+  config.checkpoint_every_steps = 60
+  config.log_every_steps = 60
+  workdir = tmp_path_factory.mktemp("trained")
+  train.train_and_evaluate(config, str(workdir))
+  return workdir
+
+
+@pytest.fixture(scope="session")
+def codec(trained_workdir):
+  from eic_jax import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  return codec_lib.load_codec(str(trained_workdir))

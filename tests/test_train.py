@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from eic_jax import checkpoints
 from eic_jax import input_pipeline
 from eic_jax import train
 from tests.conftest import ROOT
@@ -49,10 +50,10 @@ def test_restore_in_a_new_process_continues_with_equal_parameters(smoke_config, 
   assert sorted(os.listdir(workdir / "checkpoints")) == ["3", "6"]
 
   # A fresh state restored here equals what the first process saved at its end.
-  config = train.load_config(str(workdir))
-  manager = train.checkpoint_manager(str(workdir))
+  config = checkpoints.load_config(str(workdir))
+  manager = checkpoints.checkpoint_manager(str(workdir))
   fresh = train.create_train_state(config, jax.random.PRNGKey(123))
-  restored = train.restore_state(manager, fresh)
+  restored = checkpoints.restore_state(manager, fresh)
   assert int(restored.step) == 6
   assert not np.allclose(_flat(fresh.params)["['analysis']['conv_0']['kernel']"],
                          _flat(restored.params)["['analysis']['conv_0']['kernel']"])
@@ -60,8 +61,8 @@ def test_restore_in_a_new_process_continues_with_equal_parameters(smoke_config, 
   second = _run_main(*common, "--config.num_train_steps=8", "--config.checkpoint_every_steps=3")
   assert second.returncode == 0, second.stderr
   assert "Resumed from step 6" in second.stderr
-  manager = train.checkpoint_manager(str(workdir))
-  continued = train.restore_state(manager, fresh)
+  manager = checkpoints.checkpoint_manager(str(workdir))
+  continued = checkpoints.restore_state(manager, fresh)
   assert int(continued.step) == 8
   # The second run started from the saved parameters: one or two Adam steps move them little.
   before, after = _flat(restored.params), _flat(continued.params)
@@ -78,8 +79,8 @@ def test_config_overrides_reach_the_model_and_the_workdir(smoke_config, tmp_path
   assert result.returncode == 0, result.stderr
   stored = json.loads((workdir / "config.json").read_text())
   assert stored["num_filters"] == 6 and stored["lmbda"] == 0.05
-  config = train.load_config(str(workdir))
-  restored = train.restore_state(train.checkpoint_manager(str(workdir)),
+  config = checkpoints.load_config(str(workdir))
+  restored = checkpoints.restore_state(checkpoints.checkpoint_manager(str(workdir)),
                                  train.create_train_state(config, jax.random.PRNGKey(0)))
   assert restored.params["analysis"]["conv_0"]["kernel"].shape == (9, 9, 3, 6)
 

@@ -1,0 +1,96 @@
+"""What a workdir holds: the stored config, Orbax training checkpoints and the export.
+
+WORKDIR/config.json           the configuration of the run
+WORKDIR/checkpoints/<step>/   training state (parameters, optimiser state, step)
+WORKDIR/export/<step>/        inference only: parameters and the integer coding tables
+"""
+
+import json
+import logging
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+from eic_jax import range_coding
+
+CONFIG_FILE = "config.json"
+CHECKPOINT_DIR = "checkpoints"
+EXPORT_DIR = "export"
+
+
+def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, CONFIG_FILE), "w") as stream:
+    stream.write(config.to_json_best_effort(indent=2, sort_keys=True))
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"{workdir} has no {CONFIG_FILE}: it is not a training workdir")
+  with open(path) as stream:
+    return ml_collections.ConfigDict(json.load(stream))
+
+
+_ITEMS = {CHECKPOINT_DIR: ("state",), EXPORT_DIR: ("params", "coding_tables")}
+
+
+def _manager(workdir: str, folder: str, max_to_keep: int | None) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(
+      os.path.join(os.path.abspath(workdir), folder),
+      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+      item_handlers={item: ocp.StandardCheckpointHandler() for item in _ITEMS[folder]})
+
+
+def checkpoint_manager(workdir: str, max_to_keep: int | None = None) -> ocp.CheckpointManager:
+  return _manager(workdir, CHECKPOINT_DIR, max_to_keep)
+
+
+def save_state(manager: ocp.CheckpointManager, step: int, state: Any) -> None:
+  manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state)))
+
+
+def restore_state(manager: ocp.CheckpointManager, target: Any, step: int | None = None) -> Any:
+  """Restores the training state saved at `step` (default: latest) into the structure of
+  `target`."""
+  step = manager.latest_step() if step is None else step
+  return manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(target))).state
+
+
+def latest_step(workdir: str, folder: str = CHECKPOINT_DIR) -> int | None:
+  with _manager(workdir, folder, None) as manager:
+    return manager.latest_step()
+
+
+def save_export(workdir: str, params: Any, step: int, tail_mass: float) -> None:
+  """Builds the integer coding tables from `params` and writes the inference-only export."""
+  tables = range_coding.build_tables(params["entropy_bottleneck"]["density"], tail_mass)
+  with _manager(workdir, EXPORT_DIR, 1) as manager:
+    manager.save(step, args=ocp.args.Composite(
+        params=ocp.args.StandardSave(jax.device_get(params)),
+        coding_tables=ocp.args.StandardSave(tables.as_dict())), force=True)
+    manager.wait_until_finished()
+  logging.info("Exported step %d with coding tables to %s", step,
+               os.path.join(workdir, EXPORT_DIR))
+
+
+def _zeros_like_metadata(metadata: Any) -> Any:
+  return jax.tree_util.tree_map(lambda m: np.zeros(m.shape, m.dtype), metadata)
+
+
+def restore_export(workdir: str) -> tuple[Any, range_coding.CodingTables, int]:
+  """Parameters, coding tables and step of the latest export."""
+  with _manager(workdir, EXPORT_DIR, 1) as manager:
+    step = manager.latest_step()
+    if step is None:
+      raise FileNotFoundError(f"{workdir} has no export")
+    metadata = manager.item_metadata(step)
+    restored = manager.restore(step, args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(_zeros_like_metadata(metadata["params"])),
+        coding_tables=ocp.args.StandardRestore(_zeros_like_metadata(metadata["coding_tables"]))))
+  return restored.params, range_coding.CodingTables.from_dict(restored.coding_tables), step

@@ -1,0 +1,137 @@
+"""Image codec from a trained model: load_codec, compress and decompress.
+
+The codec reads a workdir's export (parameters and integer coding tables; see checkpoints.py).
+Training writes the export at its end; `load_codec` writes it on first use when the latest
+training checkpoint is newer, e.g. after an interrupted run.
+"""
+
+import hashlib
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from PIL import Image
+
+from eic_jax import bitstream
+from eic_jax import checkpoints
+from eic_jax import entropy_bottleneck
+from eic_jax import image_io
+from eic_jax import range_coding
+from eic_jax import train
+from eic_jax.bls2017 import BLS2017, DOWNSAMPLING
+
+# Default limit on decoded image size (pixels), checked before anything is allocated.
+DEFAULT_MAX_PIXELS = 2**28
+
+
+class Codec:
+  """Compresses uint8 RGB images to bytes and back with one trained model."""
+
+  def __init__(self, config, params: Any, tables: range_coding.CodingTables,
+               max_pixels: int = DEFAULT_MAX_PIXELS):
+    self.config = config
+    self.params = params
+    self.tables = tables
+    self.max_pixels = max_pixels
+    self.model = train.create_model(config)
+    self._medians = jnp.asarray(tables.medians)
+    self._analyze = jax.jit(self._analyze_fn)
+    self._synthesize = jax.jit(self._synthesize_fn, static_argnums=(2, 3))
+    self._log2_likelihoods = jax.jit(self._log2_likelihoods_fn)
+    self.fingerprint = _fingerprint(tables, params["synthesis"])
+
+  def _analyze_fn(self, params, image):
+    y = self.model.apply({"params": params}, image[None].astype(jnp.float32),
+                         method=BLS2017.analyze)
+    return jnp.round(y[0] - self._medians).astype(jnp.int32)
+
+  def _synthesize_fn(self, params, symbols, height, width):
+    y_hat = symbols.astype(jnp.float32) + self._medians
+    x_hat = self.model.apply({"params": params}, y_hat[None], method=BLS2017.synthesize)
+    return jnp.round(jnp.clip(x_hat[0, :height, :width], 0.0, 255.0)).astype(jnp.uint8)
+
+  def _log2_likelihoods_fn(self, params, symbols):
+    y_hat = symbols.astype(jnp.float32) + self._medians
+    density = params["entropy_bottleneck"]["density"]
+    return jnp.log2(entropy_bottleneck.likelihoods(density, y_hat))
+
+  def latents(self, image: np.ndarray) -> np.ndarray:
+    """Integer latents (⌈H/16⌉, ⌈W/16⌉, N) of a uint8 image."""
+    return np.asarray(self._analyze(self.params, as_rgb(image)))
+
+  def information_bits(self, symbols: np.ndarray) -> float:
+    """The model's information content of integer latents: −Σ log2 P(symbol)."""
+    return float(-jnp.sum(self._log2_likelihoods(self.params, symbols)))
+
+  def reconstruct(self, symbols: np.ndarray, height: int, width: int) -> np.ndarray:
+    return np.asarray(self._synthesize(self.params, symbols, height, width))
+
+  def compress(self, image: np.ndarray) -> bytes:
+    """uint8 (H, W, 3) → .eic bytes. Other uint8 layouts are converted by image_io's rules."""
+    image = as_rgb(image)
+    height, width = image.shape[:2]
+    if height * width > self.max_pixels:
+      raise ValueError(f"{width}x{height} image has more than the limit of {self.max_pixels} "
+                       "pixels")
+    payload = range_coding.encode(self.latents(image), self.tables)
+    return bitstream.pack(bitstream.Header(self.fingerprint, height, width), payload)
+
+  def decompress(self, data: bytes) -> np.ndarray:
+    """.eic bytes → uint8 (H, W, 3); raises bitstream.BitstreamError for any bad input."""
+    header, payload = bitstream.unpack(data, self.fingerprint, self.max_pixels)
+    shape = (-(-header.height // DOWNSAMPLING), -(-header.width // DOWNSAMPLING),
+             self.tables.minima.shape[0])
+    symbols = range_coding.decode(payload, self.tables, shape)
+    return self.reconstruct(symbols, header.height, header.width)
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+  """Validates a uint8 image and converts (H, W), (H, W, 1) and (H, W, 4) to (H, W, 3)."""
+  image = np.asarray(image)
+  if image.dtype != np.uint8:
+    raise ValueError(f"expected a uint8 image, got {image.dtype}")
+  if image.ndim == 3 and image.shape[2] == 1:
+    image = image[:, :, 0]
+  if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+    raise ValueError(f"expected an image of shape (H, W, 3), got {image.shape}")
+  if min(image.shape[:2]) < 1:
+    raise ValueError(f"empty image of shape {image.shape}")
+  if image.ndim == 3 and image.shape[2] == 3:
+    return image
+  return image_io.to_rgb(Image.fromarray(image))
+
+
+def _fingerprint(tables: range_coding.CodingTables, synthesis_params: Any) -> bytes:
+  digest = hashlib.sha256(tables.to_bytes())
+  for path, leaf in sorted(jax.tree_util.tree_leaves_with_path(synthesis_params),
+                           key=lambda item: jax.tree_util.keystr(item[0])):
+    digest.update(jax.tree_util.keystr(path).encode())
+    digest.update(np.ascontiguousarray(np.asarray(leaf, np.float32)).tobytes())
+  return digest.digest()[:bitstream.FINGERPRINT_SIZE]
+
+
+def export(workdir: str) -> int:
+  """Exports the latest training checkpoint of `workdir` (parameters and coding tables)."""
+  config = checkpoints.load_config(workdir)
+  with checkpoints.checkpoint_manager(workdir) as manager:
+    if manager.latest_step() is None:
+      raise FileNotFoundError(f"{workdir} has no checkpoint to export")
+    state = checkpoints.restore_state(
+        manager, train.create_train_state(config, jax.random.PRNGKey(0)))
+  checkpoints.save_export(workdir, state.params, int(state.step), config.tail_mass)
+  return int(state.step)
+
+
+def load_codec(workdir: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Codec:
+  """Restores a codec from a training workdir, exporting its latest checkpoint first if needed."""
+  if not os.path.isdir(workdir):
+    raise FileNotFoundError(f"no such workdir: {workdir}")
+  config = checkpoints.load_config(workdir)
+  trained = checkpoints.latest_step(workdir)
+  exported = checkpoints.latest_step(workdir, checkpoints.EXPORT_DIR)
+  if exported is None or (trained is not None and trained > exported):
+    export(workdir)
+  params, tables, _ = checkpoints.restore_export(workdir)
+  return Codec(config, params, tables, max_pixels)

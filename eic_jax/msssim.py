@@ -1,0 +1,72 @@
+"""Multi-scale structural similarity (Wang, Simoncelli & Bovik 2003), as in
+tf.image.ssim_multiscale: 5 scales, 11×11 Gaussian window with σ = 1.5, K1 = 0.01, K2 = 0.03.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+POWER_FACTORS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+FILTER_SIZE = 11
+FILTER_SIGMA = 1.5
+# Each of the 5 scales needs at least one full window after 4 halvings.
+MIN_SIZE = FILTER_SIZE * 2 ** (len(POWER_FACTORS) - 1)
+
+
+def _gaussian_window(size: int, sigma: float) -> np.ndarray:
+  coords = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+  window = np.exp(-0.5 * coords**2 / sigma**2)
+  window = np.outer(window, window)
+  return (window / window.sum()).astype(np.float32)
+
+
+def _filter(x: jax.Array) -> jax.Array:
+  """Valid-mode Gaussian filtering of each channel of (N, H, W, C)."""
+  channels = x.shape[-1]
+  kernel = jnp.tile(jnp.asarray(_gaussian_window(FILTER_SIZE, FILTER_SIGMA))[:, :, None, None],
+                    (1, 1, 1, channels))
+  return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID",
+                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                      feature_group_count=channels)
+
+
+def _ssim_terms(x: jax.Array, y: jax.Array, max_val: float) -> tuple[jax.Array, jax.Array]:
+  """Per image and channel: SSIM and the contrast-structure term, averaged over positions."""
+  c1 = (0.01 * max_val) ** 2
+  c2 = (0.03 * max_val) ** 2
+  mean_x, mean_y = _filter(x), _filter(y)
+  products = 2.0 * mean_x * mean_y
+  luminance = (products + c1) / (mean_x**2 + mean_y**2 + c1)
+  cross = 2.0 * _filter(x * y)
+  cs = (cross - products + c2) / (_filter(x**2 + y**2) - (mean_x**2 + mean_y**2) + c2)
+  return jnp.mean(luminance * cs, axis=(1, 2)), jnp.mean(cs, axis=(1, 2))
+
+
+def _halve(x: jax.Array) -> jax.Array:
+  """2×2 average pooling after mirroring one row/column onto odd sizes."""
+  height, width = x.shape[1:3]
+  x = jnp.pad(x, ((0, 0), (0, height % 2), (0, width % 2), (0, 0)), mode="symmetric")
+  n, h, w, c = x.shape
+  return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
+
+
+def ms_ssim(x: jax.Array, y: jax.Array, max_val: float = 255.0) -> jax.Array:
+  """MS-SSIM per image of (N, H, W, C) batches; H and W must be at least `MIN_SIZE`."""
+  if min(x.shape[1:3]) < MIN_SIZE:
+    raise ValueError(f"MS-SSIM needs images of at least {MIN_SIZE}x{MIN_SIZE}, got "
+                     f"{x.shape[1]}x{x.shape[2]}")
+  x = jnp.asarray(x, jnp.float32)
+  y = jnp.asarray(y, jnp.float32)
+  factors = []
+  for scale in range(len(POWER_FACTORS)):
+    if scale:
+      x, y = _halve(x), _halve(y)
+    ssim, cs = _ssim_terms(x, y, max_val)
+    factors.append(jax.nn.relu(ssim if scale == len(POWER_FACTORS) - 1 else cs))
+  stacked = jnp.stack(factors, axis=-1)
+  return jnp.mean(jnp.prod(stacked ** jnp.asarray(POWER_FACTORS), axis=-1), axis=-1)
+
+
+def to_decibels(value: jax.Array) -> jax.Array:
+  """−10·log10(1 − MS-SSIM), the scale on which the paper plots it."""
+  return -10.0 * jnp.log10(1.0 - value)

@@ -1,0 +1,115 @@
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from eic_jax import bitstream
+from eic_jax import codec as codec_lib
+from eic_jax.bls2017 import BLS2017
+from tests.conftest import ROOT, photo
+
+
+def test_decompressed_image_is_the_reconstruction_from_rounded_latents(codec):
+  image = photo("coffee", (70, 90))
+  decoded = codec.decompress(codec.compress(image))
+  y = codec.model.apply({"params": codec.params}, jnp.asarray(image[None], jnp.float32),
+                        method=BLS2017.analyze)
+  y_hat = jnp.round(y - codec.tables.medians) + codec.tables.medians
+  x_hat = codec.model.apply({"params": codec.params}, y_hat, method=BLS2017.synthesize)
+  expected = np.asarray(jnp.round(jnp.clip(x_hat[0, :70, :90], 0, 255))).astype(np.uint8)
+  assert decoded.dtype == np.uint8 and decoded.shape == (70, 90, 3)
+  np.testing.assert_array_equal(decoded, expected)
+
+
+def test_actual_rate_is_close_to_the_information_content(codec):
+  image = photo("astronaut", (256, 256))
+  data = codec.compress(image)
+  information_bits = codec.information_bits(codec.latents(image))
+  assert 8 * len(data) <= information_bits * 1.01 + 8 * bitstream.HEADER_SIZE + 16
+
+
+@pytest.mark.parametrize("height,width", [(1, 1), (15, 17), (16, 16), (33, 2)])
+def test_any_size_round_trips(codec, height, width):
+  image = np.random.default_rng(height).integers(0, 256, (height, width, 3), dtype=np.uint8)
+  assert codec.decompress(codec.compress(image)).shape == (height, width, 3)
+
+
+def test_other_layouts_are_converted_and_bad_arrays_refused(codec):
+  gray = photo("camera", (40, 40))
+  assert codec.decompress(codec.compress(gray)).shape == (40, 40, 3)
+  rgba = np.dstack([photo("coffee", (40, 40)), np.full((40, 40), 255, np.uint8)])
+  assert codec.compress(rgba) == codec.compress(rgba[:, :, :3])
+  with pytest.raises(ValueError, match="expected a uint8 image"):
+    codec.compress(np.zeros((8, 8, 3), np.float32))
+  with pytest.raises(ValueError, match=r"expected an image of shape \(H, W, 3\)"):
+    codec.compress(np.zeros((8, 8, 5), np.uint8))
+
+
+def test_errors_raise_the_documented_exception(codec, trained_workdir, tmp_path):
+  data = codec.compress(photo("chelsea", (48, 64)))
+  flipped = bytearray(data)
+  flipped[len(data) // 2] ^= 0x10
+  other_version = bytearray(data)
+  other_version[3] = 9
+  cases = {"truncated": data[:-3], "corrupted": bytes(flipped), "empty": b"",
+           "unsupported": bytes(other_version), "not eic": b"\x89PNG\r\n\x1a\n" + data}
+  for name, bad in cases.items():
+    with pytest.raises(bitstream.BitstreamError):
+      codec.decompress(bad)
+  other = codec_lib.Codec(codec.config, jax.tree_util.tree_map(lambda a: a * 1.01, codec.params),
+                          codec.tables)
+  with pytest.raises(bitstream.BitstreamError, match="different model"):
+    other.decompress(data)
+  small = codec_lib.Codec(codec.config, codec.params, codec.tables, max_pixels=100)
+  with pytest.raises(bitstream.BitstreamError, match="exceeds the limit"):
+    small.decompress(data)
+
+
+def _cli(*args):
+  return subprocess.run([sys.executable, "-m", "eic_jax.main", *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300)
+
+
+def test_fresh_process_decodes_identical_pixels_from_only_the_workdir(codec, trained_workdir,
+                                                                       tmp_path):
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  image = photo("rocket", (100, 150))
+  source = tmp_path / "in.png"
+  Image.fromarray(image).save(source)
+  compressed = tmp_path / "in.eic"
+  result = _cli("--mode=compress", f"--workdir={trained_workdir}", f"--input={source}",
+                f"--output={compressed}", "--verbose")
+  assert result.returncode == 0, result.stderr
+  for label in ("Original size", "Compressed file size", "Mean squared error", "PSNR (dB)",
+                "Multiscale SSIM", "Multiscale SSIM (dB)", "Information content in bpp",
+                "Actual bits per pixel"):
+    assert label in result.stdout
+  decoded_path = tmp_path / "out.png"
+  result = _cli("--mode=decompress", f"--workdir={trained_workdir}", f"--input={compressed}",
+                f"--output={decoded_path}")
+  assert result.returncode == 0, result.stderr
+  assert compressed.read_bytes() == codec.compress(image)
+  np.testing.assert_array_equal(np.asarray(Image.open(decoded_path)),
+                                codec.decompress(compressed.read_bytes()))
+
+
+def test_cli_errors_are_one_line_and_leave_no_output(trained_workdir, tmp_path):
+  broken = tmp_path / "broken.eic"
+  broken.write_bytes(b"EIC\x01" + bytes(30))
+  output = tmp_path / "never.png"
+  result = _cli("--mode=decompress", f"--workdir={trained_workdir}", f"--input={broken}",
+                f"--output={output}")
+  assert result.returncode != 0
+  assert "Traceback" not in result.stderr
+  assert f"error: {broken}: corrupted or truncated file" in result.stderr
+  assert not output.exists()
+  not_image = tmp_path / "notes.txt"
+  not_image.write_text("hello")
+  result = _cli("--mode=compress", f"--workdir={trained_workdir}", f"--input={not_image}",
+                f"--output={tmp_path / 'x.eic'}")
+  assert result.returncode != 0 and "Traceback" not in result.stderr
+  assert f"{not_image}: not a readable image" in result.stderr
+  assert not (tmp_path / "x.eic").exists()

@@ -1,0 +1,48 @@
+import jax
+import numpy as np
+import pytest
+
+from eic_jax import deep_factorized
+from eic_jax import range_coding
+
+
+@pytest.fixture(scope="module")
+def tables():
+  density = deep_factorized.DeepFactorized(channels=6).init(jax.random.PRNGKey(0))["params"]
+  return range_coding.build_tables(density)
+
+
+def test_tables_are_valid_overflow_enabled_cdfs(tables):
+  assert tables.lookup.dtype == np.int32 and tables.minima.dtype == np.int32
+  assert np.all(tables.lookup[:, 0] == -range_coding.PRECISION)
+  cdf = tables.lookup[:, 1:]
+  assert np.all(cdf[:, 0] == 0) and np.all(cdf[:, -1] == 2**range_coding.PRECISION)
+  assert np.all(np.diff(cdf, axis=1) >= 0)
+  # Every regular symbol and the escape keep a nonzero probability.
+  for row, minimum in zip(cdf, tables.minima):
+    used = np.flatnonzero(np.diff(row))
+    assert used[0] == 0 and np.all(np.diff(used) == 1)
+
+
+def test_round_trip_is_exact_including_far_outliers(tables):
+  rng = np.random.default_rng(0)
+  symbols = np.round(rng.laplace(0, 8, (9, 11, 6))).astype(np.int32)
+  symbols[0, 0] = [10**6, -(10**6), 2**30, -(2**30), 0, tables.minima[5] - 1]
+  symbols[3, 4] = tables.minima  # the first symbol of each table
+  data = range_coding.encode(symbols, tables)
+  np.testing.assert_array_equal(range_coding.decode(data, tables, symbols.shape), symbols)
+
+
+def test_typical_latents_cost_about_their_information(tables):
+  density = deep_factorized.DeepFactorized(channels=6).init(jax.random.PRNGKey(0))["params"]
+  rng = np.random.default_rng(1)
+  symbols = np.round(rng.normal(0, 3, (32, 32, 6))).astype(np.int32)
+  y_hat = (symbols + tables.medians).reshape(-1, 6).T
+  bits = float(-np.sum(np.log2(deep_factorized.likelihood(density, y_hat))))
+  coded = 8 * len(range_coding.encode(symbols, tables))
+  assert coded <= bits * 1.01 + 64
+
+
+def test_tables_survive_a_round_trip_through_a_dict(tables):
+  copy = range_coding.CodingTables.from_dict(tables.as_dict())
+  assert copy.to_bytes() == tables.to_bytes()
