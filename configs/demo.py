@@ -10,12 +10,13 @@ from configs import default
 _PHOTOS = ("astronaut.png", "chelsea.png", "hubble_deep_field.jpg", "ihc.png",
            "motorcycle_left.png", "motorcycle_right.png", "retina.jpg", "rocket.jpg")
 DATA_DIR = os.path.dirname(skimage.data.__file__)
+DEMO_IMAGE = os.path.join(DATA_DIR, "coffee.png")
 
 
 def get_config():
   config = default.get_config()
   config.train_glob = ",".join(os.path.join(DATA_DIR, name) for name in _PHOTOS)
-  config.valid_glob = os.path.join(DATA_DIR, "coffee.png")
+  config.valid_glob = DEMO_IMAGE
   config.num_filters = 64
   config.patch_size = 128
   config.valid_patch_size = 384

@@ -10,6 +10,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from eic_jax import reductions
 from eic_jax.bounds import NonnegativeParameter
 
 _BETA = NonnegativeParameter(minimum=1e-6)
@@ -42,8 +43,9 @@ def _gdn_bwd(inverse, residuals, g):
   channels = x.shape[-1]
   flat_dnorm = dnorm.reshape(-1, channels)
   dx = g * scale + 2.0 * x * jnp.dot(dnorm, gamma)
-  dbeta = jnp.sum(flat_dnorm, axis=0)
-  dgamma = jnp.dot(flat_dnorm.T, jnp.square(x).reshape(-1, channels))
+  dbeta = reductions.sum_all_but_last(dnorm)
+  dgamma = jax.lax.dot_general(flat_dnorm, jnp.square(x).reshape(-1, channels),
+                               (((0,), (0,)), ((), ())))
   return dx, dbeta, dgamma
 
 

@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from eic_jax import reductions
+
 _DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 
 
@@ -145,5 +147,6 @@ class SignalConv(nn.Module):
     conv = conv_up if self.upsample else conv_down
     y = conv(x, kernel.astype(x.dtype), self.stride)
     if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(x.dtype)
+      y = reductions.add_bias(
+          y, self.param("bias", nn.initializers.zeros, (self.features,)).astype(x.dtype))
     return y
