@@ -36,7 +36,7 @@ def test_analysis_and_synthesis_shapes(model_and_params):
 
 def test_transforms_have_the_papers_kernels(model_and_params):
   _, params = model_and_params
-  shapes = {f"{part}/{layer}": params[part][layer]["kernel"].shape
+  shapes = {f"{part}/{layer}": params[part][layer]["kernel_fourier"].shape
             for part in ("analysis", "synthesis") for layer in ("conv_0", "conv_1", "conv_2")}
   assert shapes == {
       "analysis/conv_0": (9, 9, 3, 8), "analysis/conv_1": (5, 5, 8, 8),

@@ -71,3 +71,16 @@ def test_downsampling_is_centred_on_the_sampled_pixel():
   y = signal_conv.conv_down(x, kernel, 2)
   assert float(y[0, 2, 1, 0]) == 1.0
   assert float(jnp.sum(y)) == 1.0
+
+
+@pytest.mark.parametrize("size", [3, 5, 9])
+def test_fourier_parameterisation_is_orthonormal_and_invertible(size):
+  basis = signal_conv.fourier_basis(size)
+  np.testing.assert_allclose(basis.T @ basis, np.eye(size * size), atol=1e-5)
+  kernel = jnp.asarray(np.random.default_rng(0).normal(size=(size, size, 2, 3)), jnp.float32)
+  np.testing.assert_allclose(
+      signal_conv.kernel_from_coefficients(signal_conv.coefficients_from_kernel(kernel)), kernel,
+      atol=1e-5)
+  # The constant kernel is a single coefficient: the zero frequency.
+  constant = signal_conv.coefficients_from_kernel(jnp.ones((size, size, 1, 1)))
+  assert np.count_nonzero(np.abs(np.asarray(constant)) > 1e-4) == 1

@@ -55,8 +55,8 @@ def test_restore_in_a_new_process_continues_with_equal_parameters(smoke_config, 
   fresh = train.create_train_state(config, jax.random.PRNGKey(123))
   restored = checkpoints.restore_state(manager, fresh)
   assert int(restored.step) == 6
-  assert not np.allclose(_flat(fresh.params)["['analysis']['conv_0']['kernel']"],
-                         _flat(restored.params)["['analysis']['conv_0']['kernel']"])
+  assert not np.allclose(_flat(fresh.params)["['analysis']['conv_0']['kernel_fourier']"],
+                         _flat(restored.params)["['analysis']['conv_0']['kernel_fourier']"])
 
   second = _run_main(*common, "--config.num_train_steps=8", "--config.checkpoint_every_steps=3")
   assert second.returncode == 0, second.stderr
@@ -82,7 +82,7 @@ def test_config_overrides_reach_the_model_and_the_workdir(smoke_config, tmp_path
   config = checkpoints.load_config(str(workdir))
   restored = checkpoints.restore_state(checkpoints.checkpoint_manager(str(workdir)),
                                  train.create_train_state(config, jax.random.PRNGKey(0)))
-  assert restored.params["analysis"]["conv_0"]["kernel"].shape == (9, 9, 3, 6)
+  assert restored.params["analysis"]["conv_0"]["kernel_fourier"].shape == (9, 9, 3, 6)
 
 
 def test_empty_glob_is_a_clear_error_naming_the_pattern(tmp_path):
