@@ -1,5 +1,11 @@
-"""eic_jax: end-to-end optimized image compression (Ballé, Laparra & Simoncelli 2017) in JAX."""
+"""eic_jax: end-to-end optimized image compression (Ballé, Laparra & Simoncelli 2017) in JAX.
 
+  codec = eic_jax.load_codec("runs/mine")      # a training workdir
+  data = codec.compress(image)                 # uint8 (H, W, 3) → bytes
+  image = codec.decompress(data)               # bytes → uint8 (H, W, 3)
+"""
+
+import importlib
 import logging
 import os
 
@@ -10,3 +16,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 
 __version__ = "0.1.0"
+
+# Importing the codec starts JAX and TensorFlow, so these are loaded on first use.
+_LAZY = {"load_codec": "eic_jax.codec", "Codec": "eic_jax.codec",
+         "BitstreamError": "eic_jax.bitstream", "ImageReadError": "eic_jax.image_io"}
+
+
+def __getattr__(name: str):
+  if name in _LAZY:
+    return getattr(importlib.import_module(_LAZY[name]), name)
+  raise AttributeError(f"module 'eic_jax' has no attribute {name!r}")
+
+
+def __dir__():
+  return sorted(list(globals()) + list(_LAZY))
