@@ -65,6 +65,13 @@ class Codec:
     """The model's information content of integer latents: −Σ log2 P(symbol)."""
     return float(-jnp.sum(self._log2_likelihoods(self.params, symbols)))
 
+  def symbol_probabilities(self, channel: int, symbols: np.ndarray) -> np.ndarray:
+    """The density's probability of integer `symbols` (relative to the median) in `channel`."""
+    density = jax.tree_util.tree_map(lambda a: a[channel:channel + 1],
+                                     self.params["entropy_bottleneck"]["density"])
+    centres = jnp.asarray(symbols, jnp.float32)[None] + self.tables.medians[channel]
+    return np.asarray(entropy_bottleneck.likelihoods(density, centres.T).T[0])
+
   def reconstruct(self, symbols: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(self._synthesize(self.params, symbols, height, width))
 

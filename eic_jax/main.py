@@ -3,6 +3,9 @@
   python -m eic_jax.main --config=configs/default.py --workdir=DIR            # train
   python -m eic_jax.main --mode=compress --workdir=DIR --input=IMAGE --output=FILE.eic [--verbose]
   python -m eic_jax.main --mode=decompress --workdir=DIR --input=FILE.eic --output=IMAGE.png
+  python -m eic_jax.main --mode=evaluate --workdir=DIR[,DIR...] --input='GLOB' --output=rd.json
+  python -m eic_jax.main --mode=evaluate --baseline=jpeg|webp --input='GLOB' --output=jpeg.json
+  python -m eic_jax.main --mode=compare --input=rd.json --reference=jpeg.json,webp.json
 """
 
 import logging as python_logging
@@ -16,10 +19,19 @@ from ml_collections import config_flags
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_enum("mode", "train", ["train", "compress", "decompress"], "What to do.")
-flags.DEFINE_string("workdir", None, "Training directory: checkpoints, logs, stored config.")
-flags.DEFINE_string("input", None, "compress: an image file; decompress: an .eic file.")
-flags.DEFINE_string("output", None, "compress: the .eic file; decompress: the PNG to write.")
+flags.DEFINE_enum("mode", "train", ["train", "compress", "decompress", "evaluate", "compare"],
+                  "What to do.")
+flags.DEFINE_string("workdir", None, "Training directory: checkpoints, logs, stored config. "
+                    "evaluate: several, comma-separated, give one curve.")
+flags.DEFINE_string("input", None, "compress: an image file; decompress: an .eic file; "
+                    "evaluate: comma-separated glob patterns; compare: a results JSON.")
+flags.DEFINE_string("output", None, "compress: the .eic file; decompress: the PNG to write; "
+                    "evaluate: the results JSON.")
+flags.DEFINE_enum("baseline", None, ["jpeg", "webp"], "evaluate: a Pillow codec instead of "
+                  "a model, over a quality sweep.")
+flags.DEFINE_string("name", None, "evaluate: the curve's name in the results.")
+flags.DEFINE_string("reference", "", "compare: comma-separated results JSON files to compare "
+                    "against (the published Ballé 2017 Kodak curve is always added).")
 flags.DEFINE_bool("verbose", False, "compress: decode again and print sizes, distortion and rate.")
 flags.DEFINE_integer("max_pixels", None, "Largest image accepted, in pixels (default: 2^28).")
 config_flags.DEFINE_config_file(
@@ -76,6 +88,36 @@ def _decompress() -> None:
   image_io.write_png(FLAGS.output, image)
 
 
+def _evaluate() -> None:
+  from eic_jax import (codec, evaluation, image_io, input_pipeline,  # pylint: disable=import-outside-toplevel
+                       rd_curves)
+  _required("input", "output")
+  files = input_pipeline.list_files(FLAGS.input)
+  if FLAGS.baseline:
+    curve = evaluation.evaluate_baseline(FLAGS.baseline, files)
+  else:
+    _required("workdir")
+    workdirs = [w for w in FLAGS.workdir.split(",") if w]
+    kwargs = {} if FLAGS.max_pixels is None else {"max_pixels": FLAGS.max_pixels}
+    codecs = [codec.load_codec(w, **kwargs) for w in workdirs]
+    curve = evaluation.evaluate_codecs(codecs, workdirs, files)
+  if FLAGS.name:
+    curve["name"] = FLAGS.name
+  with image_io.atomic_write(FLAGS.output, "w") as stream:
+    stream.write(rd_curves.dumps(curve))
+  for point, rate, psnr in zip(curve["points"], curve["results"]["bpp"],
+                               curve["results"]["psnr-rgb"]):
+    print(f"{point}: {rate:.4f} bpp, {psnr:.2f} dB PSNR")
+
+
+def _compare() -> None:
+  from eic_jax import compare, rd_curves  # pylint: disable=import-outside-toplevel
+  _required("input")
+  anchors = [rd_curves.load(p) for p in FLAGS.reference.split(",") if p]
+  print(compare.format_table(rd_curves.load(FLAGS.input),
+                             anchors + compare.published_anchors()))
+
+
 class _QuietLibraries(python_logging.Filter):
   """Keeps the libraries' routine INFO records (each checkpoint write) out of the log; their
   warnings and errors still show."""
@@ -95,7 +137,8 @@ def main(argv) -> None:
     # The codec commands print their result; routine progress logs would only clutter it.
     logging.set_verbosity(logging.WARNING)
   try:
-    {"train": _train, "compress": _compress, "decompress": _decompress}[FLAGS.mode]()
+    {"train": _train, "compress": _compress, "decompress": _decompress,
+     "evaluate": _evaluate, "compare": _compare}[FLAGS.mode]()
   except (ValueError, FileNotFoundError, FloatingPointError, OSError) as error:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(1)

@@ -1,0 +1,129 @@
+"""Figures: rate–distortion curves, training curves, learned PMFs, reconstructions."""
+
+import glob
+import os
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from eic_jax import image_io
+from eic_jax import rd_curves
+
+
+def _save(figure, path: str) -> None:
+  with image_io.atomic_write(path) as stream:
+    figure.savefig(stream, format="png", dpi=120, bbox_inches="tight")
+  plt.close(figure)
+
+
+def rd_figure(curves: Sequence[dict], path: str, title: str = "") -> None:
+  """PSNR and MS-SSIM (dB) against bits per pixel; curves with a 'points' list (evaluated
+  models and baselines) are drawn with markers, published ones as lines."""
+  figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+  for curve in curves:
+    measured = "points" in curve
+    style = {"marker": "o" if measured else None, "linestyle": "-" if measured else "--"}
+    rate = rd_curves.values(curve, "bpp")
+    psnr = rd_curves.values(curve, "psnr-rgb")
+    if len(psnr):
+      left.plot(rate, psnr, label=curve["name"], **style)
+    db = rd_curves.values(curve, "ms-ssim-db")
+    if len(db):
+      db_rate = rd_curves.values(curve, "bpp-ms-ssim")
+      right.plot(db_rate if len(db_rate) else rate, db, label=curve["name"], **style)
+  for axis, label in ((left, "PSNR (dB)"), (right, "MS-SSIM (dB)")):
+    axis.set_xlabel("bits per pixel")
+    axis.set_ylabel(label)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+  if title:
+    figure.suptitle(title)
+  _save(figure, path)
+
+
+def read_scalars(workdir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """Scalar series {tag: (steps, values)} from a workdir's TensorBoard event files."""
+  from eic_jax.tensorflow_setup import tf  # pylint: disable=import-outside-toplevel
+  series: dict[str, dict[int, float]] = {}
+  for path in sorted(glob.glob(os.path.join(workdir, "events.out.tfevents.*"))):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.HasField("tensor"):
+          array = tf.make_ndarray(value.tensor)
+          if array.size != 1 or array.dtype.kind not in "fiu":
+            continue  # text and hyperparameter summaries
+          number = float(array.reshape(()))
+        elif value.HasField("simple_value"):
+          number = value.simple_value
+        else:
+          continue
+        series.setdefault(value.tag, {})[event.step] = number
+  if not series:
+    raise FileNotFoundError(f"{workdir} has no TensorBoard event files")
+  return {tag: (np.array(sorted(points)), np.array([points[s] for s in sorted(points)]))
+          for tag, points in series.items()}
+
+
+def training_figure(workdir: str, path: str) -> None:
+  """bpp, MSE and loss against step, training and validation."""
+  scalars = read_scalars(workdir)
+  figure, axes = plt.subplots(1, 3, figsize=(15, 4))
+  for axis, metric in zip(axes, ("bpp", "mse", "loss")):
+    for split in ("train", "valid"):
+      tag = f"{split}_{metric}"
+      if tag in scalars:
+        axis.plot(*scalars[tag], label=split, marker="o" if split == "valid" else None)
+    axis.set_xlabel("step")
+    axis.set_ylabel(metric)
+    axis.set_yscale("log" if metric != "bpp" else "linear")
+    axis.grid(alpha=0.3)
+    axis.legend()
+  figure.suptitle(os.path.basename(os.path.normpath(workdir)))
+  _save(figure, path)
+
+
+def pmf_figure(codec, path: str, channels: Sequence[int] | None = None) -> None:
+  """The learned probability mass functions of some channels over their coding range, as the
+  density gives them and as the integer coding tables quantise them."""
+  tables = codec.tables
+  cdf = tables.lookup[:, 1:].astype(np.float64) / 2.0**abs(tables.lookup[0, 0])
+  table_pmf = np.diff(cdf, axis=1)
+  if channels is None:
+    entropy = -np.sum(np.where(table_pmf > 0, table_pmf * np.log2(table_pmf + 1e-300), 0), 1)
+    channels = np.argsort(entropy)[::-1][:4].tolist()
+  figure, axes = plt.subplots(1, len(channels), figsize=(4 * len(channels), 3.2),
+                              squeeze=False)
+  for axis, channel in zip(axes[0], channels):
+    length = int(np.count_nonzero(table_pmf[channel])) - 1  # without the escape symbol
+    symbols = np.arange(length) + tables.minima[channel]
+    density = codec.symbol_probabilities(channel, symbols)
+    axis.bar(symbols, table_pmf[channel, :length], width=0.8, alpha=0.5, label="coding table")
+    axis.plot(symbols, density, "k.-", markersize=3, label="density")
+    axis.set_title(f"channel {channel}")
+    axis.set_xlabel("symbol (latent − median)")
+    axis.legend(fontsize=7)
+  axes[0, 0].set_ylabel("probability")
+  _save(figure, path)
+
+
+def side_by_side(original: np.ndarray, reconstruction: np.ndarray, path: str,
+                 crop: tuple[int, int, int] | None = None, caption: str = "") -> None:
+  """Original and reconstruction, full and a zoomed square crop (top, left, size)."""
+  height, width = original.shape[:2]
+  if crop is None:
+    size = max(1, min(height, width, 128))
+    crop = ((height - size) // 2, (width - size) // 2, size)
+  top, left, size = crop
+  figure, axes = plt.subplots(2, 2, figsize=(10, 9))
+  for column, (image, name) in enumerate(((original, "original"),
+                                          (reconstruction, "reconstruction"))):
+    axes[0, column].imshow(image)
+    axes[0, column].add_patch(plt.Rectangle((left - 0.5, top - 0.5), size, size, fill=False,
+                                            edgecolor="yellow", linewidth=1.5))
+    axes[0, column].set_title(name + (f" ({caption})" if caption and column else ""))
+    axes[1, column].imshow(image[top:top + size, left:left + size], interpolation="nearest")
+    axes[1, column].set_title(f"{name}, {size}x{size} crop")
+  for axis in axes.ravel():
+    axis.axis("off")
+  _save(figure, path)

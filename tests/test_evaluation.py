@@ -1,0 +1,140 @@
+import json
+import os
+import subprocess
+import sys
+
+import nbclient
+import nbformat
+import numpy as np
+import pytest
+from PIL import Image
+
+from eic_jax import evaluation
+from eic_jax import image_io
+from eic_jax import plots
+from eic_jax import rd_curves
+from eic_jax import report
+from tests.conftest import ROOT, photo
+
+
+def _run(*args, timeout=600, env=None):
+  return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
+                        timeout=timeout, env=env)
+
+
+def test_evaluate_json_matches_a_per_image_recomputation(codec, trained_workdir, photo_dir,
+                                                         tmp_path):
+  output = tmp_path / "model.json"
+  pattern = str(photo_dir / "*.png")
+  result = _run("-m", "eic_jax.main", "--mode=evaluate", f"--workdir={trained_workdir}",
+                f"--input={pattern}", f"--output={output}")
+  assert result.returncode == 0, result.stderr
+  curve = json.loads(output.read_text())
+  assert set(curve) >= {"name", "description", "results", "per_image"}
+  files = sorted(photo_dir.glob("*.png"))
+  per_image = curve["per_image"][0]
+  assert [m["file"] for m in per_image] == [f.name for f in files]
+  for path, stored in zip(files, per_image):
+    _, _, metrics = report.measure(codec, image_io.read_image(str(path)))
+    assert stored["bpp"] == metrics["bpp"]
+    assert stored["psnr"] == pytest.approx(metrics["psnr"], abs=1e-9)
+    assert stored["information_bpp"] == pytest.approx(metrics["information_bpp"], rel=1e-5)
+  results = curve["results"]
+  assert results["bpp"] == [pytest.approx(np.mean([m["bpp"] for m in per_image]))]
+  assert results["psnr-rgb"] == [pytest.approx(np.mean([m["psnr"] for m in per_image]))]
+  # The images are too small for MS-SSIM: it is left out rather than reported as a number.
+  assert all(m["ms_ssim"] is None for m in per_image)
+
+
+def test_baselines_sweep_quality_and_share_the_layout(photo_dir):
+  files = [str(p) for p in sorted(photo_dir.glob("*.png"))[:2]]
+  for name in ("jpeg", "webp"):
+    curve = evaluation.evaluate_baseline(name, files, qualities=(10, 50, 90))
+    rates = curve["results"]["bpp"]
+    assert rates == sorted(rates) and len(rates) == 3
+    assert curve["results"]["psnr-rgb"] == sorted(curve["results"]["psnr-rgb"])
+  data, reconstruction, metrics = evaluation.pillow_measure(photo("coffee", (64, 64)), "jpeg", 75)
+  assert data[:2] == b"\xff\xd8" and reconstruction.shape == (64, 64, 3)
+  assert metrics["bpp"] == 8 * len(data) / 64**2
+
+
+def _valid_png(path):
+  assert path.stat().st_size > 5000
+  with Image.open(path) as image:
+    assert image.size[0] > 200 and image.size[1] > 100
+
+
+def test_plots_are_written(codec, trained_workdir, tmp_path):
+  curve = {"name": "model", "points": ["a", "b"],
+           "results": {"bpp": [0.2, 0.5], "psnr-rgb": [27.0, 30.0],
+                       "ms-ssim-rgb": [0.9, 0.95]}}
+  published = rd_curves.published("kodak")
+  plots.rd_figure([curve, published["balle-2017-iclr-opt-mse"], published["webp"]],
+                  str(tmp_path / "rd.png"))
+  plots.training_figure(str(trained_workdir), str(tmp_path / "training.png"))
+  plots.pmf_figure(codec, str(tmp_path / "pmf.png"))
+  original = photo("astronaut", (96, 128))
+  plots.side_by_side(original, codec.decompress(codec.compress(original)),
+                     str(tmp_path / "side.png"))
+  for name in ("rd", "training", "pmf", "side"):
+    _valid_png(tmp_path / f"{name}.png")
+
+
+def test_published_curves_are_shipped_as_data():
+  curves = rd_curves.published("kodak")
+  balle = curves["balle-2017-iclr-opt-mse"]
+  assert balle["name"] == "Ballé 2017 (ICLR, opt. MSE)"
+  assert len(balle["results"]["bpp"]) == len(balle["results"]["psnr-rgb"]) >= 6
+  assert 0.8 < min(balle["results"]["ms-ssim-rgb"]) < 1.0
+  assert "bmshj2018-factorized" in {c["name"] for c in curves.values()}
+
+
+def test_compare_prints_bd_rates(tmp_path, photo_dir):
+  files = [str(p) for p in sorted(photo_dir.glob("*.png"))]
+  for name in ("jpeg", "webp"):
+    curve = evaluation.evaluate_baseline(name, files, qualities=(10, 30, 50, 70, 90))
+    (tmp_path / f"{name}.json").write_text(rd_curves.dumps(curve))
+  result = _run("-m", "eic_jax.main", "--mode=compare", f"--input={tmp_path / 'webp.json'}",
+                f"--reference={tmp_path / 'jpeg.json'}")
+  assert result.returncode == 0, result.stderr
+  lines = result.stdout.splitlines()
+  assert any(line.startswith("JPEG (4:2:0)") for line in lines)
+  assert any(line.startswith("Ballé 2017 (ICLR, opt. MSE)") and "indicative" in line
+             for line in lines)
+
+
+def test_notebook_runs_headless(trained_workdir, tmp_path):
+  notebook = nbformat.read(ROOT / "notebooks" / "codec_tour.ipynb", as_version=4)
+  os.environ["EIC_WORKDIR"] = str(trained_workdir)
+  try:
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+  finally:
+    del os.environ["EIC_WORKDIR"]
+  outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+  text = "".join(o.get("text", "") for o in outputs)
+  assert "Actual bits per pixel" in text
+  assert sum("image/png" in o.get("data", {}) for o in outputs) == 2
+  _valid_png(tmp_path / "pmf.png")
+
+
+def test_lambda_sweep_trains_evaluates_and_plots(photo_dir, tmp_path):
+  result = _run("experiments/lambda_sweep.py", "--config=configs/smoke.py",
+                f"--workdir={tmp_path}", f"--config.train_glob={photo_dir / '*'}",
+                "--config.valid_glob=", f"--eval_glob={photo_dir / '*.png'}",
+                "--config.num_train_steps=4", "--config.patch_size=64")
+  assert result.returncode != 0 and "lmbdas" in result.stderr
+  config = tmp_path / "sweep_config.py"
+  config.write_text("from configs import smoke\n\ndef get_config():\n"
+                    "  config = smoke.get_config()\n  config.lmbdas = (0.002, 0.05)\n"
+                    "  return config\n")
+  result = _run("experiments/lambda_sweep.py", f"--config={config}", f"--workdir={tmp_path}",
+                f"--config.train_glob={photo_dir / '*'}", "--config.valid_glob=",
+                f"--eval_glob={photo_dir / '*.png'}", "--config.num_train_steps=20",
+                "--config.patch_size=64", env={**os.environ, "PYTHONPATH": str(ROOT)})
+  assert result.returncode == 0, result.stderr
+  model = json.loads((tmp_path / "model.json").read_text())
+  assert len(model["results"]["bpp"]) == 2
+  assert {"lmbda_0.002", "lmbda_0.05"} <= {p.name for p in tmp_path.iterdir()}
+  _valid_png(tmp_path / "rd.png")
+  assert "BD-rate" in result.stdout
