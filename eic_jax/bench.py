@@ -1,15 +1,24 @@
-"""Benchmark: python -m eic_jax.bench [--json], from the repository root.
+"""Benchmark: python -m eic_jax.bench [--json] [--workdir=DIR], from the repository root.
 
-Times, after compilation: one training step (batch 8, 256x256, N=128 by default) and the
-compression and decompression of a 768x512 photograph. Prints a table, or one JSON object with
---json.
+Measures, after compilation (compile times are reported apart):
+- training: seconds per step and images per second, batch 8, 256x256, N=128 and N=192;
+- coding a 768x512 photograph: compress and decompress milliseconds and the share of compress
+  time spent in entropy coding;
+- scaling: compress and decompress of 0.25 to 24 megapixel images, milliseconds per megapixel
+  and peak resident memory, each size in a fresh process so its peak is its own.
+
+Coding uses the model of --workdir when given (a trained model codes at a realistic rate), else
+a freshly initialised one.
 """
 
 import functools
 import json
 import os
 import platform
+import resource
 import statistics
+import subprocess
+import sys
 import time
 
 from absl import app
@@ -24,11 +33,11 @@ from eic_jax import codec as codec_lib
 from eic_jax import range_coding
 from eic_jax import train
 
-flags.DEFINE_bool("json", False, "Print one JSON object instead of a table.")
+flags.DEFINE_bool("json", False, "Print one JSON object instead of tables.")
 flags.DEFINE_integer("repeats", 10, "Timed repetitions of each measurement.")
-flags.DEFINE_integer("batch_size", 8, "Training batch size.")
-flags.DEFINE_integer("patch_size", 256, "Training crop size.")
-flags.DEFINE_integer("num_filters", 128, "Model width N.")
+flags.DEFINE_string("workdir", None, "A trained workdir for the coding measurements.")
+flags.DEFINE_list("megapixels", ["0.25", "1", "4", "16", "24"], "Sizes of the scaling table.")
+flags.DEFINE_float("scaling_child", None, "Internal: measure one size and print JSON.")
 FLAGS = flags.FLAGS
 
 
@@ -41,7 +50,28 @@ def _median_seconds(fn, repeats: int) -> float:
   return statistics.median(times)
 
 
-def bench_train_step(num_filters: int, batch_size: int, patch_size: int, repeats: int) -> dict:
+def reset_peak_rss() -> None:
+  """Restarts the peak-memory count; Linux carries it over from the parent across fork/exec."""
+  try:
+    with open("/proc/self/clear_refs", "w") as stream:
+      stream.write("5")
+  except OSError:
+    pass
+
+
+def peak_rss_mb() -> float:
+  try:
+    with open("/proc/self/status") as stream:
+      for line in stream:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) / 1024.0
+  except OSError:
+    pass
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def bench_train_step(num_filters: int, repeats: int, batch_size: int = 8,
+                     patch_size: int = 256) -> dict:
   config = default_config.get_config()
   config.num_filters = num_filters
   state = train.create_train_state(config, jax.random.PRNGKey(0))
@@ -57,43 +87,102 @@ def bench_train_step(num_filters: int, batch_size: int, patch_size: int, repeats
           "train_compile_s": compile_s}
 
 
-def benchmark_image(height: int = 512, width: int = 768) -> np.ndarray:
+def photograph(height: int, width: int) -> np.ndarray:
   """A photograph shipped with scikit-image, resized to height x width."""
   photo = Image.fromarray(skimage.data.astronaut())
   return np.asarray(photo.resize((width, height), Image.BICUBIC))
 
 
-def bench_codec(num_filters: int, repeats: int) -> dict:
-  """Compress and decompress times of a 768x512 image with a freshly initialised model."""
+def load_codec(workdir: str | None) -> codec_lib.Codec:
+  if workdir:
+    return codec_lib.load_codec(workdir)
   config = default_config.get_config()
-  config.num_filters = num_filters
   params = train.init_params(train.create_model(config), jax.random.PRNGKey(0))
   tables = range_coding.build_tables(params["entropy_bottleneck"]["density"], config.tail_mass)
-  codec = codec_lib.Codec(config, params, tables)
-  image = benchmark_image()
+  return codec_lib.Codec(config, params, tables)
+
+
+def bench_codec(codec: codec_lib.Codec, repeats: int) -> dict:
+  """768x512: compress, decompress and the entropy coder's share of compress time."""
+  image = photograph(512, 768)
+  start = time.perf_counter()
   data = codec.compress(image)
   codec.decompress(data)
-  return {"encode_ms": 1e3 * _median_seconds(lambda: codec.compress(image), repeats),
-          "decode_ms": 1e3 * _median_seconds(lambda: codec.decompress(data), repeats),
+  first_s = time.perf_counter() - start
+  symbols = codec.latents(image)
+  encode_s = _median_seconds(lambda: codec.compress(image), repeats)
+  decode_s = _median_seconds(lambda: codec.decompress(data), repeats)
+  entropy_s = _median_seconds(lambda: range_coding.encode(symbols, codec.tables), repeats)
+  return {"encode_ms": 1e3 * encode_s, "decode_ms": 1e3 * decode_s,
+          "entropy_coding_share": entropy_s / encode_s,
+          "codec_compile_s": first_s - encode_s - decode_s,
           "codec_bpp": 8 * len(data) / (image.shape[0] * image.shape[1])}
+
+
+def measure_size(codec: codec_lib.Codec, megapixels: float) -> dict:
+  width = int(round((megapixels * 1e6 * 1.5) ** 0.5))
+  height = int(round(width / 1.5))
+  image = photograph(height, width)
+  start = time.perf_counter()
+  data = codec.compress(image)
+  first_compress_s = time.perf_counter() - start
+  start = time.perf_counter()
+  codec.decompress(data)
+  first_decompress_s = time.perf_counter() - start
+  compress_s = _median_seconds(lambda: codec.compress(image), 2)
+  decompress_s = _median_seconds(lambda: codec.decompress(data), 2)
+  actual = height * width / 1e6
+  return {"megapixels": actual, "height": height, "width": width,
+          "compress_ms_per_mp": 1e3 * compress_s / actual,
+          "decompress_ms_per_mp": 1e3 * decompress_s / actual,
+          "compile_s": max(0.0, first_compress_s - compress_s) + max(
+              0.0, first_decompress_s - decompress_s),
+          "bpp": 8 * len(data) / (height * width), "peak_rss_mb": peak_rss_mb()}
+
+
+def bench_scaling(megapixels: list[str], workdir: str | None) -> list[dict]:
+  rows = []
+  for size in megapixels:
+    command = [sys.executable, "-m", "eic_jax.bench", f"--scaling_child={size}"]
+    if workdir:
+      command.append(f"--workdir={workdir}")
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    rows.append(json.loads(result.stdout.strip().splitlines()[-1]))
+  return rows
+
+
+def _print_table(rows: list[dict]) -> None:
+  keys = list(rows[0])
+  print("  ".join(f"{k:>20}" for k in keys))
+  for row in rows:
+    print("  ".join(f"{row[k]:>20.4g}" if isinstance(row[k], float) else f"{row[k]:>20}"
+                    for k in keys))
 
 
 def main(argv) -> None:
   del argv
+  if FLAGS.scaling_child is not None:
+    reset_peak_rss()
+    print(json.dumps(measure_size(load_codec(FLAGS.workdir), FLAGS.scaling_child)))
+    return
   results = {"backend": jax.default_backend(), "device": jax.devices()[0].device_kind,
              "cpu_cores": len(os.sched_getaffinity(0)), "machine": platform.machine(),
-             "batch_size": FLAGS.batch_size,
-             "patch_size": FLAGS.patch_size, "num_filters": FLAGS.num_filters}
-  results.update(bench_train_step(FLAGS.num_filters, FLAGS.batch_size, FLAGS.patch_size,
-                                  FLAGS.repeats))
-  results.update(bench_codec(FLAGS.num_filters, FLAGS.repeats))
+             "model": FLAGS.workdir or "freshly initialised, N=128"}
+  results.update(bench_train_step(128, FLAGS.repeats))
+  n192 = bench_train_step(192, FLAGS.repeats)
+  results.update({f"{key}_n192": value for key, value in n192.items()})
+  results.update(bench_codec(load_codec(FLAGS.workdir), FLAGS.repeats))
+  results["peak_rss_mb"] = peak_rss_mb()
+  scaling = bench_scaling(FLAGS.megapixels, FLAGS.workdir)
   if FLAGS.json:
-    print(json.dumps(results))
-  else:
-    width = max(len(k) for k in results)
-    for name, value in results.items():
-      print(f"{name:<{width}}  {value:.4g}" if isinstance(value, float) else
-            f"{name:<{width}}  {value}")
+    print(json.dumps({**results, "scaling": scaling}))
+    return
+  width = max(len(k) for k in results)
+  for name, value in results.items():
+    print(f"{name:<{width}}  {value:.4g}" if isinstance(value, float) else
+          f"{name:<{width}}  {value}")
+  print()
+  _print_table(scaling)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from eic_jax import checkpoints
 from eic_jax import entropy_bottleneck
 from eic_jax import image_io
 from eic_jax import range_coding
+from eic_jax import tiling
 from eic_jax import train
 from eic_jax.bls2017 import BLS2017, DOWNSAMPLING
 
@@ -30,40 +31,64 @@ class Codec:
   """Compresses uint8 RGB images to bytes and back with one trained model."""
 
   def __init__(self, config, params: Any, tables: range_coding.CodingTables,
-               max_pixels: int = DEFAULT_MAX_PIXELS):
+               max_pixels: int = DEFAULT_MAX_PIXELS, max_tile: int = tiling.MAX_TILE):
     self.config = config
     self.params = params
     self.tables = tables
     self.max_pixels = max_pixels
+    self.max_tile = max_tile
     self.model = train.create_model(config)
     self._medians = jnp.asarray(tables.medians)
-    self._analyze = jax.jit(self._analyze_fn)
-    self._synthesize = jax.jit(self._synthesize_fn, static_argnums=(2, 3))
+    # One compilation per tile shape; tiles come in a few bucketed sizes (see tiling.py).
+    self._analyze = jax.jit(self._analyze_tile)
+    self._synthesize = jax.jit(self._synthesize_tile)
     self._log2_likelihoods = jax.jit(self._log2_likelihoods_fn)
     self.fingerprint = _fingerprint(tables, params["synthesis"])
 
-  def _analyze_fn(self, params, image):
-    y = self.model.apply({"params": params}, image[None].astype(jnp.float32),
+  def _analyze_tile(self, params, pixels, region):
+    y = self.model.apply({"params": params}, pixels[None].astype(jnp.float32), region,
                          method=BLS2017.analyze)
     return jnp.round(y[0] - self._medians).astype(jnp.int32)
 
-  def _synthesize_fn(self, params, symbols, height, width):
-    y_hat = symbols.astype(jnp.float32) + self._medians
-    x_hat = self.model.apply({"params": params}, y_hat[None], method=BLS2017.synthesize)
-    return jnp.round(jnp.clip(x_hat[0, :height, :width], 0.0, 255.0)).astype(jnp.uint8)
+  def _synthesize_tile(self, params, y_hat, region):
+    x_hat = self.model.apply({"params": params}, y_hat[None], region, method=BLS2017.synthesize)
+    return jnp.round(jnp.clip(x_hat[0], 0.0, 255.0)).astype(jnp.uint8)
 
-  def _log2_likelihoods_fn(self, params, symbols):
-    y_hat = symbols.astype(jnp.float32) + self._medians
+  def _log2_likelihoods_fn(self, params, flat_symbols, count):
+    y_hat = flat_symbols.astype(jnp.float32) + self._medians
     density = params["entropy_bottleneck"]["density"]
-    return jnp.log2(entropy_bottleneck.likelihoods(density, y_hat))
+    log2 = jnp.log2(entropy_bottleneck.likelihoods(density, y_hat))
+    valid = jnp.arange(flat_symbols.shape[0]) < count
+    return jnp.sum(jnp.where(valid[:, None], log2, 0.0))
+
+  def _plan(self, height: int, width: int) -> tuple[tiling.AxisTiles, tiling.AxisTiles]:
+    return (tiling.plan_axis(-(-height // DOWNSAMPLING), self.max_tile),
+            tiling.plan_axis(-(-width // DOWNSAMPLING), self.max_tile))
 
   def latents(self, image: np.ndarray) -> np.ndarray:
-    """Integer latents (⌈H/16⌉, ⌈W/16⌉, N) of a uint8 image."""
-    return np.asarray(self._analyze(self.params, as_rgb(image)))
+    """Integer latents (⌈H/16⌉, ⌈W/16⌉, N) of a uint8 image, computed tile by tile."""
+    image = as_rgb(image)
+    rows, cols = self._plan(*image.shape[:2])
+    scale = DOWNSAMPLING
+    padded = _pad_for_tiles(image, rows, cols, scale)
+    symbols = np.empty((rows.length, cols.length, self.tables.minima.shape[0]), np.int32)
+    for top, left, height, width in tiling.windows(rows, cols):
+      window = padded[scale * top:scale * (top + rows.size),
+                      scale * left:scale * (left + cols.size)]
+      region = np.array([scale * (top - rows.margin), scale * (left - cols.margin),
+                         scale * rows.length, scale * cols.length], np.int32)
+      tile = self._analyze(self.params, window, region)
+      symbols[top:top + height, left:left + width] = np.asarray(
+          tile[rows.margin:rows.margin + height, cols.margin:cols.margin + width])
+    return symbols
 
   def information_bits(self, symbols: np.ndarray) -> float:
     """The model's information content of integer latents: −Σ log2 P(symbol)."""
-    return float(-jnp.sum(self._log2_likelihoods(self.params, symbols)))
+    flat = symbols.reshape(-1, symbols.shape[-1])
+    # Padded to a power of two so that all images share a few compiled shapes.
+    padded = np.zeros((1 << max(0, (len(flat) - 1).bit_length()), flat.shape[1]), np.int32)
+    padded[:len(flat)] = flat
+    return float(-self._log2_likelihoods(self.params, padded, len(flat)))
 
   def symbol_probabilities(self, channel: int, symbols: np.ndarray) -> np.ndarray:
     """The density's probability of integer `symbols` (relative to the median) in `channel`."""
@@ -73,7 +98,20 @@ class Codec:
     return np.asarray(entropy_bottleneck.likelihoods(density, centres.T).T[0])
 
   def reconstruct(self, symbols: np.ndarray, height: int, width: int) -> np.ndarray:
-    return np.asarray(self._synthesize(self.params, symbols, height, width))
+    """The uint8 image (height, width, 3) decoded from integer latents, tile by tile."""
+    rows, cols = self._plan(height, width)
+    y_hat = _pad_for_tiles(symbols.astype(np.float32) + self.tables.medians, rows, cols, 1)
+    scale = DOWNSAMPLING
+    image = np.empty((scale * rows.length, scale * cols.length, 3), np.uint8)
+    for top, left, tile_height, tile_width in tiling.windows(rows, cols):
+      window = y_hat[top:top + rows.size, left:left + cols.size]
+      region = np.array([top - rows.margin, left - cols.margin, rows.length, cols.length],
+                        np.int32)
+      tile = self._synthesize(self.params, window, region)
+      image[scale * top:scale * (top + tile_height), scale * left:scale * (left + tile_width)] = (
+          np.asarray(tile[scale * rows.margin:scale * (rows.margin + tile_height),
+                          scale * cols.margin:scale * (cols.margin + tile_width)]))
+    return image[:height, :width]
 
   def compress(self, image: np.ndarray) -> bytes:
     """uint8 (H, W, 3) → .eic bytes. Other uint8 layouts are converted by image_io's rules."""
@@ -92,6 +130,16 @@ class Codec:
              self.tables.minima.shape[0])
     symbols = range_coding.decode(payload, self.tables, shape)
     return self.reconstruct(symbols, header.height, header.width)
+
+
+def _pad_for_tiles(array: np.ndarray, rows: tiling.AxisTiles, cols: tiling.AxisTiles,
+                   scale: int) -> np.ndarray:
+  """Zero-pads (H, W, C) so that every tile window (in units of `scale` positions) lies inside:
+  the margin before, and after up to the end of the last window."""
+  def padding(axis: tiling.AxisTiles, length: int) -> tuple[int, int]:
+    end = scale * (axis.starts[-1] + axis.size)  # in padded coordinates
+    return scale * axis.margin, end - scale * axis.margin - length
+  return np.pad(array, (padding(rows, array.shape[0]), padding(cols, array.shape[1]), (0, 0)))
 
 
 def as_rgb(image: np.ndarray) -> np.ndarray:

@@ -33,6 +33,8 @@ flags.DEFINE_string("name", None, "evaluate: the curve's name in the results.")
 flags.DEFINE_string("reference", "", "compare: comma-separated results JSON files to compare "
                     "against (the published Ballé 2017 Kodak curve is always added).")
 flags.DEFINE_bool("verbose", False, "compress: decode again and print sizes, distortion and rate.")
+flags.DEFINE_string("compilation_cache", "~/.cache/eic_jax/jax",
+                    "JAX's persistent compilation cache directory; empty to disable.")
 flags.DEFINE_integer("max_pixels", None, "Largest image accepted, in pixels (default: 2^28).")
 config_flags.DEFINE_config_file(
     "config", None, "Training configuration file; override fields with --config.FIELD=VALUE.",
@@ -136,6 +138,9 @@ def main(argv) -> None:
   if FLAGS.mode != "train":
     # The codec commands print their result; routine progress logs would only clutter it.
     logging.set_verbosity(logging.WARNING)
+  if FLAGS.compilation_cache:
+    from eic_jax import compilation_cache  # pylint: disable=import-outside-toplevel
+    compilation_cache.enable(FLAGS.compilation_cache)
   try:
     {"train": _train, "compress": _compress, "decompress": _decompress,
      "evaluate": _evaluate, "compare": _compare}[FLAGS.mode]()

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -113,3 +114,25 @@ def test_cli_errors_are_one_line_and_leave_no_output(trained_workdir, tmp_path):
   assert result.returncode != 0 and "Traceback" not in result.stderr
   assert f"{not_image}: not a readable image" in result.stderr
   assert not (tmp_path / "x.eic").exists()
+
+
+def test_compiled_transforms_persist_across_processes(trained_workdir, tmp_path):
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  source = tmp_path / "in.png"
+  Image.fromarray(photo("coffee", (50, 60))).save(source)
+  cache = tmp_path / "cache"
+  result = _cli("--mode=compress", f"--workdir={trained_workdir}", f"--input={source}",
+                f"--output={tmp_path / 'out.eic'}", f"--compilation_cache={cache}")
+  assert result.returncode == 0, result.stderr
+  assert any("analyze_tile" in path.name for path in cache.iterdir())
+
+
+def test_benchmark_measures_one_size_in_its_own_process(trained_workdir):
+  result = subprocess.run([sys.executable, "-m", "eic_jax.bench", "--scaling_child=0.05",
+                           f"--workdir={trained_workdir}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  row = json.loads(result.stdout.strip().splitlines()[-1])
+  assert {"megapixels", "compress_ms_per_mp", "decompress_ms_per_mp", "compile_s",
+          "peak_rss_mb"} <= set(row)
+  assert 0.04 < row["megapixels"] < 0.06 and row["peak_rss_mb"] > 100
