@@ -11,9 +11,11 @@ import logging
 import os
 from typing import Sequence
 
+import jax
 import numpy as np
 
 from eic_jax import image_io
+from eic_jax import parallel
 from eic_jax.tensorflow_setup import tf
 
 
@@ -62,10 +64,15 @@ def _tfds_images(spec: str, patch_size: int) -> tf.data.Dataset:
 
 
 def _images(patterns: str, patch_size: int) -> tuple[tf.data.Dataset, int]:
-  """Decoded uint8 images of at least `patch_size`, and a shuffle buffer size for them."""
+  """This process's decoded uint8 images of at least `patch_size` (a disjoint share of the
+  files when several processes train together), and a shuffle buffer size for them."""
   if patterns.startswith("tfds:"):
-    return _tfds_images(patterns, patch_size), 64
-  files = large_enough(list_files(patterns), patch_size)
+    dataset = _tfds_images(patterns, patch_size)
+    return dataset.shard(jax.process_count(), jax.process_index()), 64
+  files = parallel.shard(large_enough(list_files(patterns), patch_size))
+  if not files:
+    raise ValueError(f"{patterns!r} has fewer usable images than the {jax.process_count()} "
+                     "processes")
   dataset = tf.data.Dataset.from_tensor_slices(files).map(
       _decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   return dataset, len(files)
@@ -73,7 +80,8 @@ def _images(patterns: str, patch_size: int) -> tuple[tf.data.Dataset, int]:
 
 def train_dataset(patterns: str, batch_size: int, patch_size: int, seed: int,
                   cache: bool = True) -> tf.data.Dataset:
-  """An endless dataset of uint8 batches (batch_size, patch_size, patch_size, 3)."""
+  """An endless dataset of uint8 batches (batch_size, patch_size, patch_size, 3); batch_size
+  is this process's share of the global batch."""
   dataset, shuffle_buffer = _images(patterns, patch_size)
   if cache:
     dataset = dataset.cache()

@@ -33,6 +33,12 @@ flags.DEFINE_string("name", None, "evaluate: the curve's name in the results.")
 flags.DEFINE_string("reference", "", "compare: comma-separated results JSON files to compare "
                     "against (the published Ballé 2017 Kodak curve is always added).")
 flags.DEFINE_bool("verbose", False, "compress: decode again and print sizes, distortion and rate.")
+flags.DEFINE_bool("distributed", False, "train: start JAX's distributed runtime, detecting the "
+                  "cluster (TPU pod, SLURM, Open MPI) unless the three flags below are given.")
+flags.DEFINE_string("coordinator_address", None, "train: host:port of process 0, for "
+                    "multi-host training.")
+flags.DEFINE_integer("num_processes", None, "train: number of processes, for multi-host.")
+flags.DEFINE_integer("process_id", None, "train: this process's index, for multi-host.")
 flags.DEFINE_string("compilation_cache", "~/.cache/eic_jax/jax",
                     "JAX's persistent compilation cache directory; empty to disable.")
 flags.DEFINE_integer("max_pixels", None, "Largest image accepted, in pixels (default: 2^28).")
@@ -48,8 +54,10 @@ def _required(*names: str) -> None:
 
 
 def _train() -> None:
-  from eic_jax import train  # pylint: disable=import-outside-toplevel
+  from eic_jax import parallel, train  # pylint: disable=import-outside-toplevel
   _required("config", "workdir")
+  if FLAGS.distributed or FLAGS.coordinator_address:
+    parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 

@@ -20,6 +20,7 @@ import optax
 
 from eic_jax import checkpoints
 from eic_jax import input_pipeline
+from eic_jax import parallel
 from eic_jax.bls2017 import BLS2017
 
 
@@ -122,14 +123,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                        ) -> train_state.TrainState:
   """Trains in `workdir`, resuming from its latest checkpoint, and returns the final state.
 
+  Data-parallel over every device (see parallel.py); `config.batch_size` is the global batch.
   At the end, the final parameters are exported with their coding tables for compression.
   """
+  mesh = parallel.create_mesh()
+  local_batch_size = parallel.local_batch_size(config.batch_size, mesh)
+  replicated = parallel.replicated(mesh)
   writer = metric_writers.create_default_writer(
       workdir, just_logging=jax.process_index() > 0)
   checkpoints.save_config(config, workdir)
   rng = jax.random.PRNGKey(config.seed)
   init_rng, noise_rng = jax.random.split(rng)
-  state = create_train_state(config, init_rng)
+  state = jax.device_put(create_train_state(config, init_rng), replicated)
   manager = checkpoints.checkpoint_manager(workdir, config.max_checkpoints_to_keep)
   try:
     if manager.latest_step() is not None:
@@ -141,12 +146,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       return state
 
     batches = input_pipeline.train_dataset(
-        config.train_glob, config.batch_size, config.patch_size, config.seed + initial_step,
+        config.train_glob, local_batch_size, config.patch_size,
+        config.seed + initial_step * jax.process_count() + jax.process_index(),
         config.cache_images).as_numpy_iterator()
     valid_images = (input_pipeline.validation_images(
         config.valid_glob, config.valid_patch_size, config.num_valid_images)
                     if config.valid_glob else None)
-    step_fn = jax.jit(functools.partial(train_step, lmbda=config.lmbda), donate_argnums=0)
+    step_fn = jax.jit(functools.partial(train_step, lmbda=config.lmbda),
+                      in_shardings=(replicated, parallel.batch_sharding(mesh), replicated),
+                      out_shardings=(replicated, replicated), donate_argnums=0)
     eval_fn = jax.jit(functools.partial(eval_step, state.apply_fn, lmbda=config.lmbda))
     writer.write_hparams({k: v for k, v in config.items() if isinstance(v, (int, float, str))})
     report_progress = periodic_actions.ReportProgress(
@@ -156,7 +164,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
     train_metrics = None
     for step in range(initial_step + 1, config.num_train_steps + 1):
       with jax.profiler.StepTraceAnnotation("train", step_num=step):
-        state, outputs = step_fn(state, next(batches), jax.random.fold_in(noise_rng, step))
+        batch = parallel.global_batch(next(batches), mesh)
+        state, outputs = step_fn(state, batch, jax.random.fold_in(noise_rng, step))
       loss = float(outputs["loss"])
       if not math.isfinite(loss):
         raise FloatingPointError(
@@ -179,7 +188,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
         with report_progress.timed("checkpoint"):
           checkpoints.save_state(manager, step, state)
     writer.flush()
-    checkpoints.save_export(workdir, state.params, int(state.step), config.tail_mass)
+    checkpoints.save_export(workdir, parallel.to_host(state.params), int(state.step),
+                            config.tail_mass)
     return state
   finally:
     manager.wait_until_finished()
