@@ -8,6 +8,8 @@ WORKDIR/export/<step>/        inference only: parameters and the integer coding 
 import json
 import logging
 import os
+import shutil
+import tempfile
 from typing import Any
 
 import jax
@@ -15,6 +17,7 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
+from eic_jax import atomic_files
 from eic_jax import range_coding
 
 CONFIG_FILE = "config.json"
@@ -22,9 +25,22 @@ CHECKPOINT_DIR = "checkpoints"
 EXPORT_DIR = "export"
 
 
+CORRUPTED_DIR = "corrupted_checkpoints"
+
+
+def ensure_writable(workdir: str) -> None:
+  """Creates `workdir` and checks that files can be written there, before any work starts."""
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with tempfile.TemporaryFile(dir=workdir):
+      pass
+  except OSError as error:
+    raise ValueError(f"workdir {workdir} is not writable: {error.strerror or error}") from error
+
+
 def save_config(config: ml_collections.ConfigDict, workdir: str) -> None:
   os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, CONFIG_FILE), "w") as stream:
+  with atomic_files.atomic_write(os.path.join(workdir, CONFIG_FILE), "w") as stream:
     stream.write(config.to_json_best_effort(indent=2, sort_keys=True))
 
 
@@ -60,6 +76,27 @@ def restore_state(manager: ocp.CheckpointManager, target: Any, step: int | None 
   step = manager.latest_step() if step is None else step
   return manager.restore(step, args=ocp.args.Composite(
       state=ocp.args.StandardRestore(target))).state
+
+
+def restore_latest_good(manager: ocp.CheckpointManager, target: Any) -> Any | None:
+  """The newest checkpoint that restores, or None when there is none.
+
+  A checkpoint that fails to restore (damaged files) is moved to WORKDIR/corrupted_checkpoints
+  with a warning, and the previous one is tried.
+  """
+  for step in sorted(manager.all_steps(), reverse=True):
+    try:
+      return restore_state(manager, target, step)
+    except Exception as error:  # pylint: disable=broad-except
+      # Orbax and TensorStore raise many types for damaged files; none of them is recoverable.
+      quarantine = os.path.join(os.path.dirname(manager.directory), CORRUPTED_DIR, str(step))
+      logging.warning("Checkpoint %d in %s cannot be restored (%s: %s); moved it to %s and "
+                      "trying the previous one", step, manager.directory, type(error).__name__,
+                      str(error).splitlines()[0] if str(error) else "", quarantine)
+      os.makedirs(os.path.dirname(quarantine), exist_ok=True)
+      shutil.move(os.path.join(manager.directory, str(step)), quarantine)
+      manager.reload()
+  return None
 
 
 def latest_step(workdir: str, folder: str = CHECKPOINT_DIR) -> int | None:

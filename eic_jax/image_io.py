@@ -10,12 +10,10 @@ Conversion rules, applied in this order:
    RGB by Pillow.
 """
 
-import contextlib
-import os
-import tempfile
-
 import numpy as np
 from PIL import Image, ImageOps
+
+from eic_jax import atomic_files
 
 # Pillow's decompression-bomb guard is replaced by the caller's explicit pixel limit.
 Image.MAX_IMAGE_PIXELS = None
@@ -77,24 +75,7 @@ def read_image(path: str, max_pixels: int | None = None) -> np.ndarray:
     raise ImageReadError(f"{path}: not a readable image ({error})") from error
 
 
-@contextlib.contextmanager
-def atomic_write(path: str, mode: str = "wb"):
-  """Yields a file object whose content replaces `path` only once everything was written."""
-  directory = os.path.dirname(os.path.abspath(path))
-  handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-  try:
-    with os.fdopen(handle, mode) as stream:
-      yield stream
-      stream.flush()
-      os.fsync(stream.fileno())
-    os.replace(temporary, path)
-  except BaseException:
-    with contextlib.suppress(FileNotFoundError):
-      os.unlink(temporary)
-    raise
-
-
 def write_png(path: str, pixels: np.ndarray) -> None:
   """Writes a uint8 (H, W, 3) array as PNG, atomically."""
-  with atomic_write(path) as stream:
+  with atomic_files.atomic_write(path) as stream:
     Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(stream, format="PNG")

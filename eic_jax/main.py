@@ -8,7 +8,6 @@
   python -m eic_jax.main --mode=compare --input=rd.json --reference=jpeg.json,webp.json
 """
 
-import logging as python_logging
 import os
 import sys
 
@@ -16,6 +15,19 @@ from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
+
+from eic_jax import atomic_files
+from eic_jax import codec as codec_lib
+from eic_jax import compare
+from eic_jax import compilation_cache
+from eic_jax import evaluation
+from eic_jax import image_io
+from eic_jax import input_pipeline
+from eic_jax import log_filters
+from eic_jax import parallel
+from eic_jax import rd_curves
+from eic_jax import report
+from eic_jax import train
 
 FLAGS = flags.FLAGS
 
@@ -54,7 +66,6 @@ def _required(*names: str) -> None:
 
 
 def _train() -> None:
-  from eic_jax import parallel, train  # pylint: disable=import-outside-toplevel
   _required("config", "workdir")
   if FLAGS.distributed or FLAGS.coordinator_address:
     parallel.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
@@ -62,13 +73,11 @@ def _train() -> None:
 
 
 def _load_codec():
-  from eic_jax import codec  # pylint: disable=import-outside-toplevel
   kwargs = {} if FLAGS.max_pixels is None else {"max_pixels": FLAGS.max_pixels}
-  return codec.load_codec(FLAGS.workdir, **kwargs)
+  return codec_lib.load_codec(FLAGS.workdir, **kwargs)
 
 
 def _compress() -> None:
-  from eic_jax import image_io, report  # pylint: disable=import-outside-toplevel
   _required("workdir", "input", "output")
   codec = _load_codec()
   image = image_io.read_image(FLAGS.input, codec.max_pixels)
@@ -76,14 +85,13 @@ def _compress() -> None:
     data, _, metrics = report.measure(codec, image)
   else:
     data = codec.compress(image)
-  with image_io.atomic_write(FLAGS.output) as stream:
+  with atomic_files.atomic_write(FLAGS.output) as stream:
     stream.write(data)
   if FLAGS.verbose:
     print(report.format_report(metrics, os.path.getsize(FLAGS.input)))
 
 
 def _decompress() -> None:
-  from eic_jax import image_io  # pylint: disable=import-outside-toplevel
   _required("workdir", "input", "output")
   codec = _load_codec()
   try:
@@ -99,8 +107,6 @@ def _decompress() -> None:
 
 
 def _evaluate() -> None:
-  from eic_jax import (codec, evaluation, image_io, input_pipeline,  # pylint: disable=import-outside-toplevel
-                       rd_curves)
   _required("input", "output")
   files = input_pipeline.list_files(FLAGS.input)
   if FLAGS.baseline:
@@ -109,11 +115,11 @@ def _evaluate() -> None:
     _required("workdir")
     workdirs = [w for w in FLAGS.workdir.split(",") if w]
     kwargs = {} if FLAGS.max_pixels is None else {"max_pixels": FLAGS.max_pixels}
-    codecs = [codec.load_codec(w, **kwargs) for w in workdirs]
+    codecs = [codec_lib.load_codec(w, **kwargs) for w in workdirs]
     curve = evaluation.evaluate_codecs(codecs, workdirs, files)
   if FLAGS.name:
     curve["name"] = FLAGS.name
-  with image_io.atomic_write(FLAGS.output, "w") as stream:
+  with atomic_files.atomic_write(FLAGS.output, "w") as stream:
     stream.write(rd_curves.dumps(curve))
   for point, rate, psnr in zip(curve["points"], curve["results"]["bpp"],
                                curve["results"]["psnr-rgb"]):
@@ -121,33 +127,20 @@ def _evaluate() -> None:
 
 
 def _compare() -> None:
-  from eic_jax import compare, rd_curves  # pylint: disable=import-outside-toplevel
   _required("input")
   anchors = [rd_curves.load(p) for p in FLAGS.reference.split(",") if p]
   print(compare.format_table(rd_curves.load(FLAGS.input),
                              anchors + compare.published_anchors()))
 
 
-class _QuietLibraries(python_logging.Filter):
-  """Keeps the libraries' routine INFO records (each checkpoint write) out of the log; their
-  warnings and errors still show."""
-
-  _NOISY = ("/orbax/",)
-
-  def filter(self, record) -> bool:
-    return record.levelno >= python_logging.WARNING or not any(
-        part in record.pathname for part in self._NOISY)
-
-
 def main(argv) -> None:
-  logging.get_absl_logger().addFilter(_QuietLibraries())
+  log_filters.quiet_libraries()
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   if FLAGS.mode != "train":
     # The codec commands print their result; routine progress logs would only clutter it.
     logging.set_verbosity(logging.WARNING)
   if FLAGS.compilation_cache:
-    from eic_jax import compilation_cache  # pylint: disable=import-outside-toplevel
     compilation_cache.enable(FLAGS.compilation_cache)
   try:
     {"train": _train, "compress": _compress, "decompress": _decompress,

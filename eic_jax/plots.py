@@ -7,12 +7,12 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from eic_jax import image_io
+from eic_jax import atomic_files
 from eic_jax import rd_curves
 
 
 def _save(figure, path: str) -> None:
-  with image_io.atomic_write(path) as stream:
+  with atomic_files.atomic_write(path) as stream:
     figure.savefig(stream, format="png", dpi=120, bbox_inches="tight")
   plt.close(figure)
 

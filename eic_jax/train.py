@@ -126,6 +126,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   Data-parallel over every device (see parallel.py); `config.batch_size` is the global batch.
   At the end, the final parameters are exported with their coding tables for compression.
   """
+  checkpoints.ensure_writable(workdir)
   mesh = parallel.create_mesh()
   local_batch_size = parallel.local_batch_size(config.batch_size, mesh)
   replicated = parallel.replicated(mesh)
@@ -137,8 +138,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   state = jax.device_put(create_train_state(config, init_rng), replicated)
   manager = checkpoints.checkpoint_manager(workdir, config.max_checkpoints_to_keep)
   try:
-    if manager.latest_step() is not None:
-      state = checkpoints.restore_state(manager, state)
+    restored = checkpoints.restore_latest_good(manager, state)
+    if restored is not None:
+      state = restored
       logging.info("Resumed from step %d in %s", int(state.step), manager.directory)
     initial_step = int(state.step)
     if initial_step >= config.num_train_steps:
@@ -152,9 +154,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
     valid_images = (input_pipeline.validation_images(
         config.valid_glob, config.valid_patch_size, config.num_valid_images)
                     if config.valid_glob else None)
+    # No buffer donation: an asynchronous checkpoint may still be reading the previous state
+    # (on CPU its host copy can alias the device buffer).
     step_fn = jax.jit(functools.partial(train_step, lmbda=config.lmbda),
                       in_shardings=(replicated, parallel.batch_sharding(mesh), replicated),
-                      out_shardings=(replicated, replicated), donate_argnums=0)
+                      out_shardings=(replicated, replicated))
     eval_fn = jax.jit(functools.partial(eval_step, state.apply_fn, lmbda=config.lmbda))
     writer.write_hparams({k: v for k, v in config.items() if isinstance(v, (int, float, str))})
     report_progress = periodic_actions.ReportProgress(
@@ -187,10 +191,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       if _periodic(step, config.checkpoint_every_steps, config.num_train_steps):
         with report_progress.timed("checkpoint"):
           checkpoints.save_state(manager, step, state)
-    writer.flush()
     checkpoints.save_export(workdir, parallel.to_host(state.params), int(state.step),
                             config.tail_mass)
     return state
   finally:
     manager.wait_until_finished()
     manager.close()
+    writer.close()

@@ -19,8 +19,10 @@ from ml_collections import config_flags
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from eic_jax import codec as codec_lib  # noqa: E402
+from eic_jax import log_filters  # noqa: E402
 from eic_jax import compare  # noqa: E402
 from eic_jax import evaluation  # noqa: E402
+from eic_jax import atomic_files
 from eic_jax import image_io  # noqa: E402
 from eic_jax import input_pipeline  # noqa: E402
 from eic_jax import plots  # noqa: E402
@@ -36,12 +38,13 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 
 def _write_json(path: str, curve: dict) -> None:
-  with image_io.atomic_write(path, "w") as stream:
+  with atomic_files.atomic_write(path, "w") as stream:
     stream.write(rd_curves.dumps(curve))
 
 
 def main(argv) -> None:
   del argv
+  log_filters.quiet_libraries()
   config = FLAGS.config
   if not config.get("lmbdas"):
     raise app.UsageError("the config needs a non-empty list `lmbdas`")

@@ -15,6 +15,7 @@ from absl import flags
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from eic_jax import codec as codec_lib  # noqa: E402
+from eic_jax import log_filters  # noqa: E402
 from eic_jax import image_io  # noqa: E402
 from eic_jax import plots  # noqa: E402
 from eic_jax import rd_curves  # noqa: E402
@@ -32,6 +33,7 @@ flags.mark_flags_as_required(["kind", "output"])
 
 def main(argv) -> None:
   del argv
+  log_filters.quiet_libraries()
   if FLAGS.kind == "rd":
     curves = [rd_curves.load(p) for p in (FLAGS.input or "").split(",") if p]
     if FLAGS.published:

@@ -14,6 +14,7 @@ from absl import flags
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from eic_jax import codec as codec_lib  # noqa: E402
+from eic_jax import log_filters  # noqa: E402
 from eic_jax import image_io  # noqa: E402
 from eic_jax import report  # noqa: E402
 
@@ -25,6 +26,7 @@ flags.mark_flags_as_required(["workdir", "input"])
 
 def main(argv) -> None:
   del argv
+  log_filters.quiet_libraries()
   codec = codec_lib.load_codec(FLAGS.workdir)
   _, _, metrics = report.measure(codec, image_io.read_image(FLAGS.input))
   print(report.format_report(metrics, os.path.getsize(FLAGS.input)))

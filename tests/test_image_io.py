@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from eic_jax import atomic_files
 from eic_jax import image_io
 from tests.conftest import photo
 
@@ -62,7 +63,7 @@ def test_unreadable_and_oversized_images_name_the_file(tmp_path):
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):
   target = tmp_path / "out.bin"
   with pytest.raises(RuntimeError):
-    with image_io.atomic_write(str(target)) as stream:
+    with atomic_files.atomic_write(str(target)) as stream:
       stream.write(b"partial")
       raise RuntimeError("interrupted")
   assert list(tmp_path.iterdir()) == []
