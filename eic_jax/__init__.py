@@ -1,6 +1,7 @@
 """eic_jax: end-to-end optimized image compression (Ballé, Laparra & Simoncelli 2017) in JAX.
 
-  codec = eic_jax.load_codec("runs/mine")      # a training workdir
+  eic_jax.list_models()                        # the shipped models' names
+  codec = eic_jax.load_codec("runs/mine")      # a training workdir, or a shipped model's name
   data = codec.compress(image)                 # uint8 (H, W, 3) → bytes
   image = codec.decompress(data)               # bytes → uint8 (H, W, 3)
 """
@@ -19,6 +20,7 @@ __version__ = "0.1.0"
 
 # Importing the codec starts JAX and TensorFlow, so these are loaded on first use.
 _LAZY = {"load_codec": "eic_jax.codec", "Codec": "eic_jax.codec",
+         "list_models": "eic_jax.models",
          "BitstreamError": "eic_jax.bitstream", "ImageReadError": "eic_jax.image_io"}
 
 

@@ -55,10 +55,12 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
 _ITEMS = {CHECKPOINT_DIR: ("state",), EXPORT_DIR: ("params", "coding_tables")}
 
 
-def _manager(workdir: str, folder: str, max_to_keep: int | None) -> ocp.CheckpointManager:
+def _manager(workdir: str, folder: str, max_to_keep: int | None, read_only: bool = False
+             ) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
       os.path.join(os.path.abspath(workdir), folder),
-      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+      options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
+                                           read_only=read_only),
       item_handlers={item: ocp.StandardCheckpointHandler() for item in _ITEMS[folder]})
 
 
@@ -100,7 +102,11 @@ def restore_latest_good(manager: ocp.CheckpointManager, target: Any) -> Any | No
 
 
 def latest_step(workdir: str, folder: str = CHECKPOINT_DIR) -> int | None:
-  with _manager(workdir, folder, None) as manager:
+  """The newest complete step in WORKDIR/folder; None when there is none. Writes nothing, so it
+  also reads shipped models inside an installed package."""
+  if not os.path.isdir(os.path.join(workdir, folder)):
+    return None
+  with _manager(workdir, folder, None, read_only=True) as manager:
     return manager.latest_step()
 
 
@@ -122,10 +128,10 @@ def _zeros_like_metadata(metadata: Any) -> Any:
 
 def restore_export(workdir: str) -> tuple[Any, range_coding.CodingTables, int]:
   """Parameters, coding tables and step of the latest export."""
-  with _manager(workdir, EXPORT_DIR, 1) as manager:
-    step = manager.latest_step()
-    if step is None:
-      raise FileNotFoundError(f"{workdir} has no export")
+  step = latest_step(workdir, EXPORT_DIR)
+  if step is None:
+    raise FileNotFoundError(f"{workdir} has no export")
+  with _manager(workdir, EXPORT_DIR, None, read_only=True) as manager:
     metadata = manager.item_metadata(step)
     restored = manager.restore(step, args=ocp.args.Composite(
         params=ocp.args.StandardRestore(_zeros_like_metadata(metadata["params"])),

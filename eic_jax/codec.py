@@ -6,7 +6,10 @@ training checkpoint is newer, e.g. after an interrupted run.
 """
 
 import hashlib
+import json
 import os
+import shutil
+import tempfile
 from typing import Any
 
 import jax
@@ -18,6 +21,7 @@ from eic_jax import bitstream
 from eic_jax import checkpoints
 from eic_jax import entropy_bottleneck
 from eic_jax import image_io
+from eic_jax import models
 from eic_jax import range_coding
 from eic_jax import tiling
 from eic_jax import train
@@ -180,13 +184,40 @@ def export(workdir: str) -> int:
 
 
 def load_codec(workdir: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Codec:
-  """Restores a codec from a training workdir, exporting its latest checkpoint first if needed."""
-  if not os.path.isdir(workdir):
-    raise FileNotFoundError(f"no such workdir: {workdir}")
+  """Restores a codec from a training workdir or a shipped model's name (see list_models),
+  exporting a workdir's latest checkpoint first if the export is older."""
+  workdir = models.resolve(workdir)
   config = checkpoints.load_config(workdir)
   trained = checkpoints.latest_step(workdir)
   exported = checkpoints.latest_step(workdir, checkpoints.EXPORT_DIR)
-  if exported is None or (trained is not None and trained > exported):
+  if trained is not None and (exported is None or trained > exported):
     export(workdir)
   params, tables, _ = checkpoints.restore_export(workdir)
   return Codec(config, params, tables, max_pixels)
+
+
+def ship(workdir: str, destination: str, record: dict) -> dict:
+  """Writes an inference-only copy of a workdir (config, latest export, and `record` with the
+  copy's size in bytes added, as training.json) to `destination`, replacing it whole. Returns
+  the record written."""
+  load_codec(workdir)  # exports the latest checkpoint if the export is older
+  step = checkpoints.latest_step(workdir, checkpoints.EXPORT_DIR)
+  parent = os.path.dirname(os.path.abspath(destination))
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(dir=parent, prefix=".tmp-")
+  try:
+    shutil.copy(os.path.join(workdir, checkpoints.CONFIG_FILE), staging)
+    shutil.copytree(os.path.join(workdir, checkpoints.EXPORT_DIR, str(step)),
+                    os.path.join(staging, checkpoints.EXPORT_DIR, str(step)))
+    size = sum(os.path.getsize(os.path.join(folder, name))
+               for folder, _, names in os.walk(staging) for name in names)
+    record = {**record, "size_bytes": size}
+    with open(os.path.join(staging, models.RECORD_FILE), "w") as stream:
+      json.dump(record, stream, indent=2)
+    if os.path.exists(destination):
+      shutil.rmtree(destination)
+    os.replace(staging, destination)
+  finally:
+    if os.path.exists(staging):
+      shutil.rmtree(staging)
+  return record

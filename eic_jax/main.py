@@ -2,6 +2,7 @@
 
   python -m eic_jax.main --config=configs/default.py --workdir=DIR            # train
   python -m eic_jax.main --mode=compress --workdir=DIR --input=IMAGE --output=FILE.eic [--verbose]
+  python -m eic_jax.main --mode=compress --model=NAME ...    # a shipped model (list_models())
   python -m eic_jax.main --mode=decompress --workdir=DIR --input=FILE.eic --output=IMAGE.png
   python -m eic_jax.main --mode=evaluate --workdir=DIR[,DIR...] --input='GLOB' --output=rd.json
   python -m eic_jax.main --mode=evaluate --baseline=jpeg|webp --input='GLOB' --output=jpeg.json
@@ -35,6 +36,8 @@ flags.DEFINE_enum("mode", "train", ["train", "compress", "decompress", "evaluate
                   "What to do.")
 flags.DEFINE_string("workdir", None, "Training directory: checkpoints, logs, stored config. "
                     "evaluate: several, comma-separated, give one curve.")
+flags.DEFINE_string("model", None, "compress, decompress, evaluate: a shipped model's name in "
+                    "place of --workdir (evaluate: several, comma-separated).")
 flags.DEFINE_string("input", None, "compress: an image file; decompress: an .eic file; "
                     "evaluate: comma-separated glob patterns; compare: a results JSON.")
 flags.DEFINE_string("output", None, "compress: the .eic file; decompress: the PNG to write; "
@@ -72,14 +75,21 @@ def _train() -> None:
   train.train_and_evaluate(FLAGS.config, FLAGS.workdir)
 
 
-def _load_codec():
+def _models() -> list[str]:
+  """The workdirs or shipped models named by --workdir or --model."""
+  if not FLAGS.workdir and not FLAGS.model:
+    raise app.UsageError(f"--mode={FLAGS.mode} needs --workdir or --model")
+  return [name for name in (FLAGS.model or FLAGS.workdir).split(",") if name]
+
+
+def _load_codec(name: str):
   kwargs = {} if FLAGS.max_pixels is None else {"max_pixels": FLAGS.max_pixels}
-  return codec_lib.load_codec(FLAGS.workdir, **kwargs)
+  return codec_lib.load_codec(name, **kwargs)
 
 
 def _compress() -> None:
-  _required("workdir", "input", "output")
-  codec = _load_codec()
+  _required("input", "output")
+  codec = _load_codec(_models()[0])
   image = image_io.read_image(FLAGS.input, codec.max_pixels)
   if FLAGS.verbose:
     data, _, metrics = report.measure(codec, image)
@@ -92,8 +102,8 @@ def _compress() -> None:
 
 
 def _decompress() -> None:
-  _required("workdir", "input", "output")
-  codec = _load_codec()
+  _required("input", "output")
+  codec = _load_codec(_models()[0])
   try:
     with open(FLAGS.input, "rb") as stream:
       data = stream.read()
@@ -112,11 +122,8 @@ def _evaluate() -> None:
   if FLAGS.baseline:
     curve = evaluation.evaluate_baseline(FLAGS.baseline, files)
   else:
-    _required("workdir")
-    workdirs = [w for w in FLAGS.workdir.split(",") if w]
-    kwargs = {} if FLAGS.max_pixels is None else {"max_pixels": FLAGS.max_pixels}
-    codecs = [codec_lib.load_codec(w, **kwargs) for w in workdirs]
-    curve = evaluation.evaluate_codecs(codecs, workdirs, files)
+    names = _models()
+    curve = evaluation.evaluate_codecs([_load_codec(n) for n in names], names, files)
   if FLAGS.name:
     curve["name"] = FLAGS.name
   with atomic_files.atomic_write(FLAGS.output, "w") as stream:

@@ -1,0 +1,98 @@
+"""Ships trained workdirs as the package's models and measures them.
+
+  python experiments/ship_models.py --workdirs=runs/lmbda_0.0035,runs/lmbda_0.0067,runs/lmbda_0.013 \\
+      --eval_glob='../shared/data/valid/*.png' --results=experiments/results
+
+For each workdir: an inference-only copy in eic_jax/models/bls2017-mse-<λ>/ with its training
+record (steps, data, last validation scores, size, and the rate it gives the reference photo
+that the tests check). Then the rate–distortion evaluation of all shipped models with JPEG and
+WebP on --eval_glob: model.json, jpeg.json, webp.json, rd.png and bd_rates.txt in --results.
+"""
+
+import os
+import pathlib
+import sys
+
+from absl import app
+from absl import flags
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+import skimage.data  # noqa: E402
+
+from eic_jax import atomic_files  # noqa: E402
+from eic_jax import checkpoints  # noqa: E402
+from eic_jax import codec as codec_lib  # noqa: E402
+from eic_jax import compare  # noqa: E402
+from eic_jax import evaluation  # noqa: E402
+from eic_jax import input_pipeline  # noqa: E402
+from eic_jax import log_filters  # noqa: E402
+from eic_jax import models  # noqa: E402
+from eic_jax import plots  # noqa: E402
+from eic_jax import rd_curves  # noqa: E402
+from eic_jax import report  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("workdirs", None, "Trained workdirs, one per λ.")
+flags.DEFINE_string("eval_glob", "../shared/data/valid/*.png", "Images for the RD evaluation.")
+flags.DEFINE_string("results", "experiments/results", "Folder for the RD results.")
+flags.mark_flag_as_required("workdirs")
+
+
+def reference_photo():
+  """The photograph whose rate the tests check for every shipped model."""
+  return skimage.data.coffee()
+
+
+def _training_record(workdir: str, config) -> dict:
+  scalars = plots.read_scalars(workdir)
+  last = {tag: float(values[-1]) for tag, (_, values) in scalars.items()
+          if tag.startswith("valid_")}
+  steps = {tag: int(steps[-1]) for tag, (steps, _) in scalars.items() if tag.startswith("valid_")}
+  return {"lmbda": config.lmbda, "num_filters": config.num_filters,
+          "steps": checkpoints.latest_step(workdir, checkpoints.EXPORT_DIR),
+          "batch_size": config.batch_size, "patch_size": config.patch_size,
+          "learning_rate": config.learning_rate, "train_glob": config.train_glob,
+          "valid_glob": config.valid_glob,
+          "last_validation": {"step": max(steps.values(), default=None), **last}}
+
+
+def main(argv) -> None:
+  del argv
+  log_filters.quiet_libraries()
+  for workdir in FLAGS.workdirs:
+    config = checkpoints.load_config(workdir)
+    name = f"bls2017-mse-{config.lmbda}"
+    codec = codec_lib.load_codec(workdir)
+    _, _, metrics = report.measure(codec, reference_photo())
+    record = _training_record(workdir, config)
+    record["reference_photo"] = {"image": "skimage.data.coffee()", "bpp": metrics["bpp"],
+                                 "psnr": metrics["psnr"],
+                                 "expected_bpp": [0.8 * metrics["bpp"], 1.25 * metrics["bpp"]]}
+    record = codec_lib.ship(workdir, str(models.MODELS_DIR / name), record)
+    print(f"{name}: step {record['steps']}, {record['size_bytes'] / 1e6:.1f} MB, coffee "
+          f"{metrics['bpp']:.3f} bpp {metrics['psnr']:.2f} dB")
+
+  files = input_pipeline.list_files(FLAGS.eval_glob)
+  names = models.list_models()
+  curves = {"model": evaluation.evaluate_codecs([codec_lib.load_codec(n) for n in names], names,
+                                                files, name="eic_jax bls2017 (shipped)"),
+            "jpeg": evaluation.evaluate_baseline("jpeg", files),
+            "webp": evaluation.evaluate_baseline("webp", files)}
+  os.makedirs(FLAGS.results, exist_ok=True)
+  for key, curve in curves.items():
+    with atomic_files.atomic_write(os.path.join(FLAGS.results, f"{key}.json"), "w") as stream:
+      stream.write(rd_curves.dumps(curve))
+  published = rd_curves.published("kodak")["balle-2017-iclr-opt-mse"]
+  plots.rd_figure([curves["model"], curves["jpeg"], curves["webp"],
+                   dict(published, name=published["name"] + " (Kodak)")],
+                  os.path.join(FLAGS.results, "rd.png"), title=f"{len(files)} images")
+  table = compare.format_table(curves["model"], [curves["jpeg"], curves["webp"]]
+                               + compare.published_anchors())
+  with atomic_files.atomic_write(os.path.join(FLAGS.results, "bd_rates.txt"), "w") as stream:
+    stream.write(table + "\n")
+  print(table)
+
+
+if __name__ == "__main__":
+  app.run(main)
