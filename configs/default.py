@@ -34,6 +34,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.learning_rate_boundaries = (0.8,)  # fractions of num_train_steps, for piecewise
   config.num_train_steps = 1_000_000
   config.seed = 0
+  # A workdir or shipped model whose export starts training when the workdir has no checkpoint.
+  config.init_from = ""
 
   # Bookkeeping.
   config.log_every_steps = 100

@@ -20,6 +20,7 @@ import optax
 
 from eic_jax import checkpoints
 from eic_jax import input_pipeline
+from eic_jax import models
 from eic_jax import parallel
 from eic_jax.bls2017 import BLS2017
 
@@ -115,6 +116,20 @@ def evaluate(eval_fn, params: Any, images: np.ndarray, batch_size: int) -> dict[
   return {name: float(value) for name, value in collected.compute().items()}
 
 
+def start_from_export(state: train_state.TrainState, init_from: str) -> train_state.TrainState:
+  """`state` with the parameters and step of an export (a workdir or a shipped model's name)
+  and a fresh optimiser state: training continues from a model whose checkpoints are gone."""
+  params, _, step = checkpoints.restore_export(models.resolve(init_from))
+  params = jax.tree_util.tree_map(jnp.asarray, params)
+  shapes = jax.tree_util.tree_map(jnp.shape, params)
+  if (jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(state.params)
+      or shapes != jax.tree_util.tree_map(jnp.shape, state.params)):
+    raise ValueError(f"{init_from} holds a model of another shape than this config's")
+  logging.info("Starting from the export of %s at step %d with a fresh optimiser", init_from,
+               step)
+  return state.replace(step=step, params=params, opt_state=state.tx.init(params))
+
+
 def _periodic(step: int, every: int, last_step: int) -> bool:
   return step == last_step or (every > 0 and step % every == 0)
 
@@ -142,6 +157,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
     if restored is not None:
       state = restored
       logging.info("Resumed from step %d in %s", int(state.step), manager.directory)
+    elif config.get("init_from"):
+      state = jax.device_put(start_from_export(state, config.init_from), replicated)
     initial_step = int(state.step)
     if initial_step >= config.num_train_steps:
       logging.info("Already trained for %d steps", initial_step)

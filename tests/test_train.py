@@ -114,3 +114,17 @@ def test_images_smaller_than_the_crop_are_skipped(photo_dir, tmp_path):
   batch = next(input_pipeline.train_dataset(str(tmp_path / "*"), 3, 64, seed=1)
                .as_numpy_iterator())
   assert batch.shape == (3, 64, 64, 3) and batch.dtype == np.uint8
+
+
+def test_training_can_start_from_an_export(smoke_config, trained_workdir, tmp_path):
+  exported, _, step = checkpoints.restore_export(str(trained_workdir))
+  smoke_config.patch_size = 64
+  smoke_config.init_from = str(trained_workdir)
+  smoke_config.num_train_steps = step  # nothing left to train: the state is the export's
+  state = train.train_and_evaluate(smoke_config, str(tmp_path / "continued"))
+  assert int(state.step) == step
+  for a, b in zip(jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(exported)):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  smoke_config.num_filters = 8
+  with pytest.raises(ValueError, match="another shape"):
+    train.train_and_evaluate(smoke_config, str(tmp_path / "mismatch"))
