@@ -93,42 +93,32 @@ def _swap_io(kernel: jax.Array) -> jax.Array:
 # run natively and transposed ones in phase form; neither needs an input-dilated convolution.
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def conv_down(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-  """Strided 'same' correlation; height and width of `x` must be multiples of `stride`."""
-  return _direct_down(x, kernel, stride)
+def _with_adjoint_gradient(forward, adjoint, doc: str):
+  """`forward` whose input gradient is computed by `adjoint` on the channel-swapped kernel."""
+
+  @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+  def convolution(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
+    return forward(x, kernel, stride)
+
+  def convolution_fwd(x, kernel, stride):
+    return forward(x, kernel, stride), (x, kernel)
+
+  def convolution_bwd(stride, residuals, g):
+    x, kernel = residuals
+    _, kernel_vjp = jax.vjp(lambda k: forward(x, k, stride), kernel)
+    return adjoint(g, _swap_io(kernel), stride), kernel_vjp(g)[0]
+
+  convolution.defvjp(convolution_fwd, convolution_bwd)
+  convolution.__doc__ = doc
+  return convolution
 
 
-def _conv_down_fwd(x, kernel, stride):
-  return _direct_down(x, kernel, stride), (x, kernel)
-
-
-def _conv_down_bwd(stride, residuals, g):
-  x, kernel = residuals
-  _, kernel_vjp = jax.vjp(lambda k: _direct_down(x, k, stride), kernel)
-  return _phase_up(g, _swap_io(kernel), stride), kernel_vjp(g)[0]
-
-
-conv_down.defvjp(_conv_down_fwd, _conv_down_bwd)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def conv_up(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
-  """Transposed 'same' convolution: output is `stride` times larger than `x`."""
-  return _phase_up(x, kernel, stride)
-
-
-def _conv_up_fwd(x, kernel, stride):
-  return _phase_up(x, kernel, stride), (x, kernel)
-
-
-def _conv_up_bwd(stride, residuals, g):
-  x, kernel = residuals
-  _, kernel_vjp = jax.vjp(lambda k: _phase_up(x, k, stride), kernel)
-  return _direct_down(g, _swap_io(kernel), stride), kernel_vjp(g)[0]
-
-
-conv_up.defvjp(_conv_up_fwd, _conv_up_bwd)
+conv_down = _with_adjoint_gradient(
+    _direct_down, _phase_up,
+    "Strided 'same' correlation; height and width of `x` must be multiples of `stride`.")
+conv_up = _with_adjoint_gradient(
+    _phase_up, _direct_down,
+    "Transposed 'same' convolution: output is `stride` times larger than `x`.")
 
 
 @functools.lru_cache(maxsize=None)

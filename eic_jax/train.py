@@ -26,15 +26,8 @@ from eic_jax.bls2017 import BLS2017
 
 
 @flax.struct.dataclass
-class TrainMetrics(metrics.Collection):
-  loss: metrics.Average.from_output("loss")
-  bpp: metrics.Average.from_output("bpp")
-  mse: metrics.Average.from_output("mse")
-  psnr: metrics.Average.from_output("psnr")
-
-
-@flax.struct.dataclass
-class EvalMetrics(metrics.Collection):
+class Metrics(metrics.Collection):
+  """Averages of the rate–distortion measurements, over steps or validation images."""
   loss: metrics.Average.from_output("loss")
   bpp: metrics.Average.from_output("bpp")
   mse: metrics.Average.from_output("mse")
@@ -110,7 +103,7 @@ def eval_step(apply_fn, params: Any, batch: jax.Array, lmbda: float) -> dict[str
 def evaluate(eval_fn, params: Any, images: np.ndarray, batch_size: int) -> dict[str, float]:
   collected = None
   for start in range(0, len(images), batch_size):
-    update = EvalMetrics.single_from_model_output(
+    update = Metrics.single_from_model_output(
         **eval_fn(params, images[start:start + batch_size]))
     collected = update if collected is None else collected.merge(update)
   return {name: float(value) for name, value in collected.compute().items()}
@@ -193,7 +186,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
             f"Training diverged at step {step}: the loss is {loss}. The last good checkpoint "
             f"(step {manager.latest_step()}) is kept in {manager.directory}; lower "
             "learning_rate or lmbda and run again.")
-      update = TrainMetrics.single_from_model_output(**outputs)
+      update = Metrics.single_from_model_output(**outputs)
       train_metrics = update if train_metrics is None else train_metrics.merge(update)
       report_progress(step)
       if _periodic(step, config.log_every_steps, config.num_train_steps):
