@@ -65,7 +65,7 @@ config_flags.DEFINE_config_file(
 def _required(*names: str) -> None:
   missing = [f"--{name}" for name in names if getattr(FLAGS, name) is None]
   if missing:
-    raise app.UsageError(f"--mode={FLAGS.mode} needs {' and '.join(missing)}")
+    raise ValueError(f"--mode={FLAGS.mode} needs {' and '.join(missing)}")
 
 
 def _train() -> None:
@@ -78,7 +78,7 @@ def _train() -> None:
 def _models() -> list[str]:
   """The workdirs or shipped models named by --workdir or --model."""
   if not FLAGS.workdir and not FLAGS.model:
-    raise app.UsageError(f"--mode={FLAGS.mode} needs --workdir or --model")
+    raise ValueError(f"--mode={FLAGS.mode} needs --workdir or --model")
   return [name for name in (FLAGS.model or FLAGS.workdir).split(",") if name]
 
 
