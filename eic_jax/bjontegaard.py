@@ -1,8 +1,9 @@
 """Bjøntegaard delta rate and PSNR (Bjøntegaard 2001, VCEG-M33): the average difference
 between two rate–distortion curves over the distortion (or rate) range where both exist.
 
-Each curve is fitted with a cubic polynomial, log-rate against PSNR for BD-rate and PSNR against
-log-rate for BD-PSNR, and the fits are integrated over the overlapping interval.
+Each curve is fitted with a cubic polynomial (a quadratic when it has only three points),
+log-rate against PSNR for BD-rate and PSNR against log-rate for BD-PSNR, and the fits are
+integrated over the overlapping interval.
 """
 
 from typing import Sequence
@@ -16,9 +17,9 @@ def _check(rate: Sequence[float], distortion: Sequence[float], name: str
   distortion = np.asarray(distortion, np.float64)
   keep = np.isfinite(rate) & np.isfinite(distortion) & (rate > 0)
   rate, distortion = rate[keep], distortion[keep]
-  if len(rate) < 4:
-    raise ValueError(f"{name} needs at least 4 rate points with finite values for a cubic "
-                     f"fit, got {len(rate)}")
+  if len(rate) < 3:
+    raise ValueError(f"{name} needs at least 3 rate points with finite values, got "
+                     f"{len(rate)}")
   return rate, distortion
 
 
@@ -28,8 +29,8 @@ def _average_gap(x_a, y_a, x_b, y_b) -> float:
   high = min(x_a.max(), x_b.max())
   if low >= high:
     raise ValueError("the curves do not overlap")
-  fit_a = np.polyint(np.polyfit(x_a, y_a, 3))
-  fit_b = np.polyint(np.polyfit(x_b, y_b, 3))
+  fit_a = np.polyint(np.polyfit(x_a, y_a, min(3, len(x_a) - 1)))
+  fit_b = np.polyint(np.polyfit(x_b, y_b, min(3, len(x_b) - 1)))
   area_a = np.polyval(fit_a, high) - np.polyval(fit_a, low)
   area_b = np.polyval(fit_b, high) - np.polyval(fit_b, low)
   return (area_b - area_a) / (high - low)

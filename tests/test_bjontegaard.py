@@ -23,7 +23,12 @@ def test_one_decibel_better_everywhere():
 
 
 def test_unusable_curves_are_explained():
-  with pytest.raises(ValueError, match="at least 4 rate points"):
-    bjontegaard.bd_rate(RATE[:3], PSNR[:3], RATE, PSNR)
+  with pytest.raises(ValueError, match="at least 3 rate points"):
+    bjontegaard.bd_rate(RATE[:2], PSNR[:2], RATE, PSNR)
+
+
+def test_three_points_use_a_quadratic_fit():
+  assert bjontegaard.bd_rate(RATE, PSNR, RATE[1:4] / 2, PSNR[1:4]) == pytest.approx(-50.0,
+                                                                                     abs=0.5)
   with pytest.raises(ValueError, match="do not overlap"):
     bjontegaard.bd_rate(RATE, PSNR, RATE, PSNR + 20.0)
