@@ -18,7 +18,11 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from eic_jax import atomic_files
+from eic_jax import log_filters
 from eic_jax import range_coding
+
+# Also for notebooks and scripts that never go through main.
+log_filters.quiet_libraries()
 
 CONFIG_FILE = "config.json"
 CHECKPOINT_DIR = "checkpoints"
