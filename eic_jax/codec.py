@@ -72,18 +72,22 @@ class Codec:
   def latents(self, image: np.ndarray) -> np.ndarray:
     """Integer latents (⌈H/16⌉, ⌈W/16⌉, N) of a uint8 image, computed tile by tile."""
     image = as_rgb(image)
-    rows, cols = self._plan(*image.shape[:2])
+    height, width = image.shape[:2]
+    if height * width > self.max_pixels:
+      raise ValueError(f"{width}x{height} image has more than the limit of {self.max_pixels} "
+                       "pixels")
+    rows, cols = self._plan(height, width)
     scale = DOWNSAMPLING
     padded = _pad_for_tiles(image, rows, cols, scale)
     symbols = np.empty((rows.length, cols.length, self.tables.minima.shape[0]), np.int32)
-    for top, left, height, width in tiling.windows(rows, cols):
+    for top, left, tile_height, tile_width in tiling.windows(rows, cols):
       window = padded[scale * top:scale * (top + rows.size),
                       scale * left:scale * (left + cols.size)]
       region = np.array([scale * (top - rows.margin), scale * (left - cols.margin),
                          scale * rows.length, scale * cols.length], np.int32)
       tile = self._analyze(self.params, window, region)
-      symbols[top:top + height, left:left + width] = np.asarray(
-          tile[rows.margin:rows.margin + height, cols.margin:cols.margin + width])
+      symbols[top:top + tile_height, left:left + tile_width] = np.asarray(
+          tile[rows.margin:rows.margin + tile_height, cols.margin:cols.margin + tile_width])
     return symbols
 
   def information_bits(self, symbols: np.ndarray) -> float:
@@ -119,13 +123,15 @@ class Codec:
 
   def compress(self, image: np.ndarray) -> bytes:
     """uint8 (H, W, 3) → .eic bytes. Other uint8 layouts are converted by image_io's rules."""
+    return self.compress_with_latents(image)[0]
+
+  def compress_with_latents(self, image: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """The .eic bytes and the integer latents they code, from one analysis."""
     image = as_rgb(image)
-    height, width = image.shape[:2]
-    if height * width > self.max_pixels:
-      raise ValueError(f"{width}x{height} image has more than the limit of {self.max_pixels} "
-                       "pixels")
-    payload = range_coding.encode(self.latents(image), self.tables)
-    return bitstream.pack(bitstream.Header(self.fingerprint, height, width), payload)
+    symbols = self.latents(image)
+    payload = range_coding.encode(symbols, self.tables)
+    header = bitstream.Header(self.fingerprint, image.shape[0], image.shape[1])
+    return bitstream.pack(header, payload), symbols
 
   def decompress(self, data: bytes) -> np.ndarray:
     """.eic bytes → uint8 (H, W, 3); raises bitstream.BitstreamError for any bad input."""

@@ -70,11 +70,8 @@ def pillow_measure(image: np.ndarray, codec: str, quality: int) -> tuple[bytes, 
   start = time.perf_counter()
   reconstruction = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
   decode_s = time.perf_counter() - start
-  metrics = {"height": image.shape[0], "width": image.shape[1], "compressed_bytes": len(data),
-             "bpp": 8.0 * len(data) / (image.shape[0] * image.shape[1]),
-             "encode_s": encode_s, "decode_s": decode_s}
-  metrics.update(report.distortion(image, reconstruction))
-  return data, reconstruction, metrics
+  return data, reconstruction, report.coding_metrics(image, data, reconstruction, encode_s,
+                                                     decode_s)
 
 
 def evaluate_baseline(codec: str, files: Sequence[str],

@@ -25,19 +25,24 @@ def distortion(original: np.ndarray, reconstruction: np.ndarray) -> dict[str, fl
 def measure(codec, image: np.ndarray) -> tuple[bytes, np.ndarray, dict[str, float]]:
   """Compresses and decompresses `image`; returns the file, the reconstruction and metrics."""
   start = time.perf_counter()
-  data = codec.compress(image)
+  data, symbols = codec.compress_with_latents(image)
   encode_s = time.perf_counter() - start
   start = time.perf_counter()
   reconstruction = codec.decompress(data)
   decode_s = time.perf_counter() - start
-  num_pixels = image.shape[0] * image.shape[1]
-  metrics = {
-      "height": image.shape[0], "width": image.shape[1], "compressed_bytes": len(data),
-      "bpp": 8.0 * len(data) / num_pixels,
-      "information_bpp": codec.information_bits(codec.latents(image)) / num_pixels,
-      "encode_s": encode_s, "decode_s": decode_s}
-  metrics.update(distortion(image, reconstruction))
+  metrics = coding_metrics(image, data, reconstruction, encode_s, decode_s)
+  metrics["information_bpp"] = codec.information_bits(symbols) / (image.shape[0] * image.shape[1])
   return data, reconstruction, metrics
+
+
+def coding_metrics(image: np.ndarray, data: bytes, reconstruction: np.ndarray, encode_s: float,
+                   decode_s: float) -> dict[str, float]:
+  """Size, rate, timings and distortion of one coded image, for any codec."""
+  metrics = {"height": image.shape[0], "width": image.shape[1], "compressed_bytes": len(data),
+             "bpp": 8.0 * len(data) / (image.shape[0] * image.shape[1]),
+             "encode_s": encode_s, "decode_s": decode_s}
+  metrics.update(distortion(image, reconstruction))
+  return metrics
 
 
 def format_report(metrics: dict[str, float], original_bytes: int | None = None) -> str:
