@@ -23,7 +23,6 @@ from eic_jax import log_filters  # noqa: E402
 from eic_jax import compare  # noqa: E402
 from eic_jax import evaluation  # noqa: E402
 from eic_jax import atomic_files
-from eic_jax import image_io  # noqa: E402
 from eic_jax import input_pipeline  # noqa: E402
 from eic_jax import plots  # noqa: E402
 from eic_jax import rd_curves  # noqa: E402
