@@ -1,7 +1,8 @@
 """Benchmark: python -m eic_jax.bench [--json] [--workdir=DIR], from the repository root.
 
 Measures, after compilation (compile times are reported apart):
-- training: seconds per step and images per second, batch 8, 256x256, N=128 and N=192;
+- training: seconds per step and images per second, batch 8, 256x256, N=128 and N=192, and
+  the same step of a plain TensorFlow implementation on the same machine (eic_jax.tf_reference);
 - coding a 768x512 photograph: compress and decompress milliseconds and the share of compress
   time spent in entropy coding;
 - scaling: compress and decompress of 0.25 to 24 megapixel images, milliseconds per megapixel
@@ -37,6 +38,7 @@ flags.DEFINE_bool("json", False, "Print one JSON object instead of tables.")
 flags.DEFINE_integer("repeats", 10, "Timed repetitions of each measurement.")
 flags.DEFINE_string("workdir", None, "A trained workdir for the coding measurements.")
 flags.DEFINE_list("megapixels", ["0.25", "1", "4", "16", "24"], "Sizes of the scaling table.")
+flags.DEFINE_bool("tf_reference", True, "Also time the TensorFlow reference training step.")
 flags.DEFINE_float("scaling_child", None, "Internal: measure one size and print JSON.")
 FLAGS = flags.FLAGS
 
@@ -85,6 +87,24 @@ def bench_train_step(num_filters: int, repeats: int, batch_size: int = 8,
   seconds = _median_seconds(lambda: compiled(state, batch, rng), repeats)
   return {"train_step_s": seconds, "train_images_per_s": batch_size / seconds,
           "train_compile_s": compile_s}
+
+
+def bench_tf_reference(repeats: int) -> dict:
+  """The TensorFlow reference step, in a child process so the two runtimes never share threads."""
+  result = subprocess.run([sys.executable, "-m", "eic_jax.tf_reference", f"--repeats={repeats}"],
+                          capture_output=True, text=True, check=True)
+  return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def cpu_model() -> str:
+  try:
+    with open("/proc/cpuinfo") as stream:
+      for line in stream:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or "unknown"
 
 
 def photograph(height: int, width: int) -> np.ndarray:
@@ -166,9 +186,15 @@ def main(argv) -> None:
     print(json.dumps(measure_size(load_codec(FLAGS.workdir), FLAGS.scaling_child)))
     return
   results = {"backend": jax.default_backend(), "device": jax.devices()[0].device_kind,
-             "cpu_cores": len(os.sched_getaffinity(0)), "machine": platform.machine(),
+             "cpu": cpu_model(), "cpu_cores": len(os.sched_getaffinity(0)),
+             "machine": platform.machine(),
              "model": FLAGS.workdir or "freshly initialised, N=128"}
   results.update(bench_train_step(128, FLAGS.repeats))
+  if FLAGS.tf_reference:
+    reference = bench_tf_reference(FLAGS.repeats)
+    results["tf_reference_step_s"] = reference["tf_reference_step_s"]
+    results["train_speedup_vs_tf_reference"] = (reference["tf_reference_step_s"]
+                                                / results["train_step_s"])
   n192 = bench_train_step(192, FLAGS.repeats)
   results.update({f"{key}_n192": value for key, value in n192.items()})
   results.update(bench_codec(load_codec(FLAGS.workdir), FLAGS.repeats))

@@ -120,7 +120,19 @@ def start_from_export(state: train_state.TrainState, init_from: str) -> train_st
     raise ValueError(f"{init_from} holds a model of another shape than this config's")
   logging.info("Starting from the export of %s at step %d with a fresh optimiser", init_from,
                step)
-  return state.replace(step=step, params=params, opt_state=state.tx.init(params))
+  return state.replace(step=step, params=params,
+                       opt_state=schedule_at_step(state.tx.init(params), step))
+
+
+def schedule_at_step(opt_state: Any, step: int) -> Any:
+  """`opt_state` with its learning-rate schedule moved to `step`, so schedule boundaries stay
+  fractions of `num_train_steps` after a restart; Adam's moments and bias correction stay fresh."""
+  def move(node):
+    if isinstance(node, optax.ScaleByScheduleState):
+      return node._replace(count=jnp.full_like(node.count, step))
+    return node
+  return jax.tree_util.tree_map(move, opt_state,
+                                is_leaf=lambda node: isinstance(node, optax.ScaleByScheduleState))
 
 
 def _periodic(step: int, every: int, last_step: int) -> bool:

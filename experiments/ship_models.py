@@ -5,7 +5,8 @@
 
 For each workdir: an inference-only copy in eic_jax/models/bls2017-mse-<λ>/ with its training
 record (steps, data, last validation scores, size, and the rate it gives the reference photo
-that the tests check). Then the rate–distortion evaluation of all shipped models with JPEG and
+that the tests check). A run started from a shipped model (--config.init_from=NAME) keeps that
+model's stages in the record: `stages` lists step ranges with their batch, crop and schedule. Then the rate–distortion evaluation of all shipped models with JPEG and
 WebP on --eval_glob: model.json, jpeg.json, webp.json, rd.png and bd_rates.txt in --results.
 """
 
@@ -44,16 +45,35 @@ def reference_photo():
   return skimage.data.coffee()
 
 
+def _stage(first_step: int, last_step: int, settings: dict) -> dict:
+  return {"steps": [first_step, last_step],
+          **{key: settings.get(key) for key in ("batch_size", "patch_size", "learning_rate",
+                                                 "learning_rate_schedule",
+                                                 "learning_rate_boundaries")}}
+
+
+def _earlier_stages(config) -> list[dict]:
+  """The stages of the model this run started from (`config.init_from`), when it is shipped."""
+  if not config.get("init_from") or config.init_from not in models.list_models():
+    return []
+  earlier = models.record(config.init_from)
+  settings = dict(checkpoints.load_config(models.resolve(config.init_from)).items())
+  return earlier.get("stages") or [_stage(0, earlier["steps"], settings)]
+
+
 def _training_record(workdir: str, config) -> dict:
   scalars = plots.read_scalars(workdir)
   last = {tag: float(values[-1]) for tag, (_, values) in scalars.items()
           if tag.startswith("valid_")}
   steps = {tag: int(steps[-1]) for tag, (steps, _) in scalars.items() if tag.startswith("valid_")}
-  return {"lmbda": config.lmbda, "num_filters": config.num_filters,
-          "steps": checkpoints.latest_step(workdir, checkpoints.EXPORT_DIR),
+  final_step = checkpoints.latest_step(workdir, checkpoints.EXPORT_DIR)
+  stages = _earlier_stages(config)
+  first_step = stages[-1]["steps"][1] if stages else 0
+  stages.append(_stage(first_step, final_step, dict(config.items())))
+  return {"lmbda": config.lmbda, "num_filters": config.num_filters, "steps": final_step,
           "batch_size": config.batch_size, "patch_size": config.patch_size,
-          "learning_rate": config.learning_rate, "train_glob": config.train_glob,
-          "valid_glob": config.valid_glob,
+          "learning_rate": config.learning_rate, "stages": stages,
+          "train_glob": config.train_glob, "valid_glob": config.valid_glob,
           "last_validation": {"step": max(steps.values(), default=None), **last}}
 
 

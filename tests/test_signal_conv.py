@@ -7,6 +7,8 @@ from eic_jax import signal_conv
 
 DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 LAYERS = [(9, 4), (5, 2), (3, 1)]
+# Few channels take the single phase convolution, many the per-group ones.
+CHANNELS = pytest.mark.parametrize("in_channels,out_channels", [(3, 5), (17, 16)])
 
 
 def _inputs(kernel_size, in_channels=3, out_channels=5, height=16, width=12):
@@ -32,12 +34,14 @@ def _reference_down(x, kernel, stride):
                                       dimension_numbers=DIMENSIONS)
 
 
+@CHANNELS
 @pytest.mark.parametrize("size,stride", LAYERS)
-def test_transposed_convolution_equals_lax_conv_transpose(size, stride):
-  x, kernel = _inputs(size)
+def test_transposed_convolution_equals_lax_conv_transpose(size, stride, in_channels,
+                                                          out_channels):
+  x, kernel = _inputs(size, in_channels, out_channels)
   ours = signal_conv.conv_up(x, kernel, stride)
   expected = _reference_up(x, kernel, stride)
-  assert ours.shape == (2, 16 * stride, 12 * stride, 5)
+  assert ours.shape == (2, 16 * stride, 12 * stride, out_channels)
   np.testing.assert_allclose(ours, expected, atol=1e-5, rtol=1e-5)
 
 
@@ -49,10 +53,11 @@ def test_strided_convolution_equals_lax(size, stride):
   np.testing.assert_allclose(ours, _reference_down(x, kernel, stride), atol=1e-5, rtol=1e-5)
 
 
+@CHANNELS
 @pytest.mark.parametrize("direction", ["up", "down"])
 @pytest.mark.parametrize("size,stride", LAYERS)
-def test_gradients_equal_those_of_lax(direction, size, stride):
-  x, kernel = _inputs(size)
+def test_gradients_equal_those_of_lax(direction, size, stride, in_channels, out_channels):
+  x, kernel = _inputs(size, in_channels, out_channels)
   ours_fn = signal_conv.conv_up if direction == "up" else signal_conv.conv_down
   reference_fn = _reference_up if direction == "up" else _reference_down
 

@@ -7,6 +7,7 @@ import sys
 
 import jax
 import numpy as np
+import optax
 import pytest
 from PIL import Image
 
@@ -125,6 +126,10 @@ def test_training_can_start_from_an_export(smoke_config, trained_workdir, tmp_pa
   assert int(state.step) == step
   for a, b in zip(jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(exported)):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  schedule_steps = [leaf for leaf in jax.tree_util.tree_leaves(
+      state.opt_state, is_leaf=lambda node: isinstance(node, optax.ScaleByScheduleState))
+                    if isinstance(leaf, optax.ScaleByScheduleState)]
+  assert [int(s.count) for s in schedule_steps] == [step]  # the schedule resumes, not restarts
   smoke_config.num_filters = 8
   with pytest.raises(ValueError, match="another shape"):
     train.train_and_evaluate(smoke_config, str(tmp_path / "mismatch"))
