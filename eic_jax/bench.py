@@ -3,6 +3,8 @@
 Measures, after compilation (compile times are reported apart):
 - training: seconds per step and images per second, batch 8, 256x256, N=128 and N=192, and
   the same step of a plain TensorFlow implementation on the same machine (eic_jax.tf_reference);
+- the compute floor of that step: its floating-point operations (XLA's cost analysis) over the
+  rate of a large dense matrix product on the same machine, which no step can beat;
 - coding a 768x512 photograph: compress and decompress milliseconds and the share of compress
   time spent in entropy coding;
 - scaling: compress and decompress of 0.25 to 24 megapixel images, milliseconds per megapixel
@@ -85,8 +87,23 @@ def bench_train_step(num_filters: int, repeats: int, batch_size: int = 8,
   compiled = step.lower(state, batch, rng).compile()
   compile_s = time.perf_counter() - start
   seconds = _median_seconds(lambda: compiled(state, batch, rng), repeats)
+  gflop = _cost_analysis(compiled)["flops"] / 1e9
   return {"train_step_s": seconds, "train_images_per_s": batch_size / seconds,
-          "train_compile_s": compile_s}
+          "train_compile_s": compile_s, "train_step_gflop": gflop,
+          "train_gflop_per_s": gflop / seconds}
+
+
+def _cost_analysis(compiled) -> dict:
+  analysis = compiled.cost_analysis()
+  return analysis[0] if isinstance(analysis, list) else analysis
+
+
+def bench_matmul(repeats: int, size: int = 2048) -> float:
+  """GFLOP/s of a float32 size x size matrix product: what this machine's cores sustain."""
+  matrix = jax.random.normal(jax.random.PRNGKey(0), (size, size))
+  product = jax.jit(lambda a: a @ a)
+  jax.block_until_ready(product(matrix))
+  return 2 * size**3 / _median_seconds(lambda: product(matrix), repeats) / 1e9
 
 
 def bench_tf_reference(repeats: int) -> dict:
@@ -190,6 +207,8 @@ def main(argv) -> None:
              "machine": platform.machine(),
              "model": FLAGS.workdir or "freshly initialised, N=128"}
   results.update(bench_train_step(128, FLAGS.repeats))
+  results["matmul_gflop_per_s"] = bench_matmul(FLAGS.repeats)
+  results["train_step_floor_s"] = results["train_step_gflop"] / results["matmul_gflop_per_s"]
   if FLAGS.tf_reference:
     reference = bench_tf_reference(FLAGS.repeats)
     results["tf_reference_step_s"] = reference["tf_reference_step_s"]
