@@ -5,8 +5,8 @@ Measures, after compilation (compile times are reported apart):
   the same step of a plain TensorFlow implementation on the same machine (eic_jax.tf_reference);
 - the compute floor of that step: its floating-point operations (XLA's cost analysis) over the
   rate of a large dense matrix product on the same machine, which no step can beat;
-- coding a 768x512 photograph: compress and decompress milliseconds and the share of compress
-  time spent in entropy coding;
+- coding a 768x512 photograph: compress and decompress milliseconds, the share of compress
+  time spent in entropy coding, and the compute floors of analysis and synthesis;
 - scaling: compress and decompress of 0.25 to 24 megapixel images, milliseconds per megapixel
   and peak resident memory, each size in a fresh process so its peak is its own.
 
@@ -139,13 +139,19 @@ def load_codec(workdir: str | None) -> codec_lib.Codec:
   return codec_lib.Codec(config, params, tables)
 
 
-def bench_codec(codec: codec_lib.Codec, repeats: int) -> dict:
-  """768x512: compress, decompress and the entropy coder's share of compress time."""
+def bench_codec(codec: codec_lib.Codec, repeats: int, matmul_gflop_per_s: float) -> dict:
+  """768x512: compress, decompress, the entropy coder's share of compress time, and the compute
+  floors of the two transforms."""
   image = photograph(512, 768)
   start = time.perf_counter()
   data = codec.compress(image)
   codec.decompress(data)
   first_s = time.perf_counter() - start
+  # After the first call, whose compilation the floors' own compile would otherwise hide.
+  analysis, synthesis, tiles = codec.compiled_transforms(*image.shape[:2])
+  floor_ms = {f"{name}_floor_ms": 1e3 * tiles * _cost_analysis(compiled)["flops"] / 1e9
+                                  / matmul_gflop_per_s
+              for name, compiled in (("encode", analysis), ("decode", synthesis))}
   symbols = codec.latents(image)
   encode_s = _median_seconds(lambda: codec.compress(image), repeats)
   decode_s = _median_seconds(lambda: codec.decompress(data), repeats)
@@ -153,7 +159,7 @@ def bench_codec(codec: codec_lib.Codec, repeats: int) -> dict:
   return {"encode_ms": 1e3 * encode_s, "decode_ms": 1e3 * decode_s,
           "entropy_coding_share": entropy_s / encode_s,
           "codec_compile_s": first_s - encode_s - decode_s,
-          "codec_bpp": 8 * len(data) / (image.shape[0] * image.shape[1])}
+          "codec_bpp": 8 * len(data) / (image.shape[0] * image.shape[1]), **floor_ms}
 
 
 def measure_size(codec: codec_lib.Codec, megapixels: float) -> dict:
@@ -216,7 +222,8 @@ def main(argv) -> None:
                                                 / results["train_step_s"])
   n192 = bench_train_step(192, FLAGS.repeats)
   results.update({f"{key}_n192": value for key, value in n192.items()})
-  results.update(bench_codec(load_codec(FLAGS.workdir), FLAGS.repeats))
+  results.update(bench_codec(load_codec(FLAGS.workdir), FLAGS.repeats,
+                             results["matmul_gflop_per_s"]))
   results["peak_rss_mb"] = peak_rss_mb()
   scaling = bench_scaling(FLAGS.megapixels, FLAGS.workdir)
   if FLAGS.json:

@@ -69,6 +69,19 @@ class Codec:
     return (tiling.plan_axis(-(-height // DOWNSAMPLING), self.max_tile),
             tiling.plan_axis(-(-width // DOWNSAMPLING), self.max_tile))
 
+  def compiled_transforms(self, height: int, width: int):
+    """(analysis, synthesis, tile count) for an image of this size: the compiled per-tile
+    transforms, whose cost_analysis() XLA fills with their floating-point work."""
+    rows, cols = self._plan(height, width)
+    region = jax.ShapeDtypeStruct((4,), jnp.int32)
+    pixels = jax.ShapeDtypeStruct((DOWNSAMPLING * rows.size, DOWNSAMPLING * cols.size, 3),
+                                  jnp.uint8)
+    latents = jax.ShapeDtypeStruct((rows.size, cols.size, self.tables.minima.shape[0]),
+                                   jnp.float32)
+    return (self._analyze.lower(self.params, pixels, region).compile(),
+            self._synthesize.lower(self.params, latents, region).compile(),
+            len(rows.starts) * len(cols.starts))
+
   def latents(self, image: np.ndarray) -> np.ndarray:
     """Integer latents (⌈H/16⌉, ⌈W/16⌉, N) of a uint8 image, computed tile by tile."""
     image = as_rgb(image)
