@@ -19,11 +19,15 @@ import numpy as np
 
 from eic_jax.tensorflow_setup import tf
 
-flags.DEFINE_integer("num_filters", 128, "Filters per layer.")
-flags.DEFINE_integer("batch_size", 8, "Images per step.")
-flags.DEFINE_integer("patch_size", 256, "Crop size.")
-flags.DEFINE_integer("repeats", 10, "Timed steps.")
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+  """Only when run as a program: imported as a library, its flags would clash with the caller's."""
+  flags.DEFINE_integer("num_filters", 128, "Filters per layer.")
+  flags.DEFINE_integer("batch_size", 8, "Images per step.")
+  flags.DEFINE_integer("patch_size", 256, "Crop size.")
+  flags.DEFINE_integer("repeats", 10, "Timed steps.")
 
 DENSITY_HIDDEN = (3, 3, 3)
 LMBDA = 0.01
@@ -124,4 +128,5 @@ def main(_):
 
 
 if __name__ == "__main__":
+  define_flags()
   app.run(main)
