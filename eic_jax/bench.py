@@ -87,15 +87,16 @@ def bench_train_step(num_filters: int, repeats: int, batch_size: int = 8,
   compiled = step.lower(state, batch, rng).compile()
   compile_s = time.perf_counter() - start
   seconds = _median_seconds(lambda: compiled(state, batch, rng), repeats)
-  gflop = _cost_analysis(compiled)["flops"] / 1e9
+  gflop = gflop_of(compiled)
   return {"train_step_s": seconds, "train_images_per_s": batch_size / seconds,
           "train_compile_s": compile_s, "train_step_gflop": gflop,
           "train_gflop_per_s": gflop / seconds}
 
 
-def _cost_analysis(compiled) -> dict:
+def gflop_of(compiled) -> float:
+  """Floating-point operations of a compiled computation, by XLA's cost analysis, in GFLOP."""
   analysis = compiled.cost_analysis()
-  return analysis[0] if isinstance(analysis, list) else analysis
+  return (analysis[0] if isinstance(analysis, list) else analysis)["flops"] / 1e9
 
 
 def bench_matmul(repeats: int, size: int = 2048) -> float:
@@ -149,8 +150,7 @@ def bench_codec(codec: codec_lib.Codec, repeats: int, matmul_gflop_per_s: float)
   first_s = time.perf_counter() - start
   # After the first call, whose compilation the floors' own compile would otherwise hide.
   analysis, synthesis, tiles = codec.compiled_transforms(*image.shape[:2])
-  floor_ms = {f"{name}_floor_ms": 1e3 * tiles * _cost_analysis(compiled)["flops"] / 1e9
-                                  / matmul_gflop_per_s
+  floor_ms = {f"{name}_floor_ms": 1e3 * tiles * gflop_of(compiled) / matmul_gflop_per_s
               for name, compiled in (("encode", analysis), ("decode", synthesis))}
   symbols = codec.latents(image)
   encode_s = _median_seconds(lambda: codec.compress(image), repeats)

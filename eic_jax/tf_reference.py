@@ -20,6 +20,8 @@ import numpy as np
 from eic_jax.tensorflow_setup import tf
 
 FLAGS = flags.FLAGS
+DENSITY_HIDDEN = (3, 3, 3)
+LMBDA = 0.01
 
 
 def define_flags() -> None:
@@ -28,9 +30,6 @@ def define_flags() -> None:
   flags.DEFINE_integer("batch_size", 8, "Images per step.")
   flags.DEFINE_integer("patch_size", 256, "Crop size.")
   flags.DEFINE_integer("repeats", 10, "Timed steps.")
-
-DENSITY_HIDDEN = (3, 3, 3)
-LMBDA = 0.01
 
 
 def _variable(shape, scale):
