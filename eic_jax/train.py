@@ -39,14 +39,20 @@ def create_model(config: ml_collections.ConfigDict) -> BLS2017:
                  density_init_scale=config.density_init_scale)
 
 
+def learning_rate_drop_steps(config: ml_collections.ConfigDict) -> list[int]:
+  """Steps where the piecewise schedule multiplies the learning rate by 0.1: the boundaries
+  are fractions of num_train_steps, counted from step 0."""
+  return [int(f * config.num_train_steps) for f in config.learning_rate_boundaries]
+
+
 def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
   if config.learning_rate_schedule == "constant":
     return optax.constant_schedule(config.learning_rate)
   if config.learning_rate_schedule == "cosine":
     return optax.cosine_decay_schedule(config.learning_rate, config.num_train_steps)
   if config.learning_rate_schedule == "piecewise":
-    boundaries = {int(f * config.num_train_steps): 0.1 for f in config.learning_rate_boundaries}
-    return optax.piecewise_constant_schedule(config.learning_rate, boundaries)
+    return optax.piecewise_constant_schedule(
+        config.learning_rate, {step: 0.1 for step in learning_rate_drop_steps(config)})
   raise ValueError(f"Unknown learning_rate_schedule {config.learning_rate_schedule!r}; "
                    "use constant, cosine or piecewise")
 

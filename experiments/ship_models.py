@@ -6,8 +6,10 @@
 For each workdir: an inference-only copy in eic_jax/models/bls2017-mse-<λ>/ with its training
 record (steps, data, last validation scores, size, and the rate it gives the reference photo
 that the tests check). A run started from a shipped model (--config.init_from=NAME) keeps that
-model's stages in the record: `stages` lists step ranges with their batch, crop and schedule. Then the rate–distortion evaluation of all shipped models with JPEG and
-WebP on --eval_glob: model.json, jpeg.json, webp.json, rd.png and bd_rates.txt in --results.
+model's stages in the record: `stages` lists step ranges with their batch, crop and schedule,
+and the steps where the learning rate drops. Then the rate–distortion evaluation of all
+shipped models with JPEG and WebP on --eval_glob: model.json, jpeg.json, webp.json, rd.png
+and bd_rates.txt in --results.
 """
 
 import os
@@ -19,6 +21,7 @@ from absl import flags
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+import ml_collections  # noqa: E402
 import skimage.data  # noqa: E402
 
 from eic_jax import atomic_files  # noqa: E402
@@ -32,6 +35,7 @@ from eic_jax import models  # noqa: E402
 from eic_jax import plots  # noqa: E402
 from eic_jax import rd_curves  # noqa: E402
 from eic_jax import report  # noqa: E402
+from eic_jax import train  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("workdirs", None, "Trained workdirs, one per λ.")
@@ -45,11 +49,14 @@ def reference_photo():
   return skimage.data.coffee()
 
 
-def _stage(first_step: int, last_step: int, settings: dict) -> dict:
-  return {"steps": [first_step, last_step],
-          **{key: settings.get(key) for key in ("batch_size", "patch_size", "learning_rate",
-                                                 "learning_rate_schedule",
-                                                 "learning_rate_boundaries")}}
+def _stage(first_step: int, last_step: int, config: ml_collections.ConfigDict) -> dict:
+  stage = {"steps": [first_step, last_step],
+           **{key: config.get(key) for key in ("batch_size", "patch_size", "learning_rate",
+                                                "learning_rate_schedule",
+                                                "learning_rate_boundaries")}}
+  if config.get("learning_rate_schedule") == "piecewise":
+    stage["learning_rate_drops_at"] = train.learning_rate_drop_steps(config)
+  return stage
 
 
 def _earlier_stages(config) -> list[dict]:
@@ -57,8 +64,8 @@ def _earlier_stages(config) -> list[dict]:
   if not config.get("init_from") or config.init_from not in models.list_models():
     return []
   earlier = models.record(config.init_from)
-  settings = dict(checkpoints.load_config(models.resolve(config.init_from)).items())
-  return earlier.get("stages") or [_stage(0, earlier["steps"], settings)]
+  return earlier.get("stages") or [
+      _stage(0, earlier["steps"], checkpoints.load_config(models.resolve(config.init_from)))]
 
 
 def _training_record(workdir: str, config) -> dict:
@@ -69,7 +76,7 @@ def _training_record(workdir: str, config) -> dict:
   final_step = checkpoints.latest_step(workdir, checkpoints.EXPORT_DIR)
   stages = _earlier_stages(config)
   first_step = stages[-1]["steps"][1] if stages else 0
-  stages.append(_stage(first_step, final_step, dict(config.items())))
+  stages.append(_stage(first_step, final_step, config))
   return {"lmbda": config.lmbda, "num_filters": config.num_filters, "steps": final_step,
           "batch_size": config.batch_size, "patch_size": config.patch_size,
           "learning_rate": config.learning_rate, "stages": stages,

@@ -36,6 +36,19 @@ def test_thirty_steps_lower_the_loss(smoke_config):
   assert int(state.step) == 30
 
 
+def test_piecewise_schedule_drops_at_the_recorded_steps(smoke_config):
+  smoke_config.learning_rate_schedule = "piecewise"
+  smoke_config.num_train_steps = 1000
+  smoke_config.learning_rate_boundaries = (0.5, 0.85)
+  drops = train.learning_rate_drop_steps(smoke_config)
+  assert drops == [500, 850]
+  schedule = train.learning_rate_schedule(smoke_config)
+  rate = smoke_config.learning_rate
+  np.testing.assert_allclose([schedule(s) for s in (0, 499, 500, 849, 850, 999)],
+                             [rate, rate, rate / 10, rate / 10, rate / 100, rate / 100],
+                             rtol=1e-6)
+
+
 def _flat(tree):
   return {jax.tree_util.keystr(path): np.asarray(leaf)
           for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
