@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from eic_jax import compare
 from eic_jax import evaluation
 from eic_jax import image_io
 from eic_jax import plots
@@ -101,6 +102,36 @@ def test_compare_prints_bd_rates(tmp_path, photo_dir):
   assert any(line.startswith("JPEG (4:2:0)") for line in lines)
   assert any(line.startswith("Ballé 2017 (ICLR, opt. MSE)") and "indicative" in line
              for line in lines)
+  for path in files:  # per image, against the JPEG curve evaluated on the same files
+    assert sum(line.startswith(os.path.basename(path)) for line in lines) == 1
+
+
+def _curve(name: str, images: dict[str, tuple[list[float], list[float]]]) -> dict:
+  points = range(len(next(iter(images.values()))[0]))
+  per_image = [[{"file": file, "bpp": rates[i], "psnr": psnrs[i]}
+                for file, (rates, psnrs) in images.items()] for i in points]
+  return {"name": name, "per_image": per_image,
+          "results": {"bpp": [float(np.mean([m["bpp"] for m in point])) for point in per_image],
+                      "psnr-rgb": [float(np.mean([m["psnr"] for m in point]))
+                                   for point in per_image]}}
+
+
+def test_per_image_bd_rates_pair_images_by_file():
+  psnr = [28.0, 31.0, 34.0, 37.0]
+  anchor = _curve("anchor", {"a.png": ([0.2, 0.4, 0.8, 1.6], psnr),
+                             "b.png": ([0.3, 0.6, 1.2, 2.4], psnr)})
+  test = _curve("test", {"b.png": ([0.24, 0.48, 0.96, 1.92], psnr),  # 20 % fewer bits
+                         "a.png": ([0.2, 0.4, 0.8, 1.6], psnr),
+                         "c.png": ([0.1, 0.2, 0.4, 0.8], psnr)})  # not in the anchor
+  rows = {file: (rate, psnr_gain) for file, rate, psnr_gain, _ in
+          compare.per_image_rows(test, anchor)}
+  assert set(rows) == {"a.png", "b.png"}
+  assert rows["a.png"] == pytest.approx((0.0, 0.0), abs=1e-9)
+  assert rows["b.png"][0] == pytest.approx(-20.0, abs=1e-6)
+  assert rows["b.png"][1] > 0
+  table = compare.format_table(test, [anchor]).splitlines()
+  assert [line.split()[1] for line in table if line.split()[:1] == ["b.png"]] == ["-20.0"]
+  assert [line.split()[1] for line in table if line.split()[:1] == ["median"]] == ["-10.0"]
 
 
 def test_notebook_runs_headless(trained_workdir, tmp_path):
