@@ -1,7 +1,9 @@
-"""BD-rate and BD-PSNR of one curve against others, printed as a table: over the curves'
-mean rate and PSNR, and image by image where both were evaluated on the same files."""
+"""Bjøntegaard deltas of one curve against others, printed as a table: over the curves' mean
+rate and quality, and image by image where both were evaluated on the same files. Quality is
+PSNR or MS-SSIM in decibels (−10·log10(1 − MS-SSIM))."""
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -11,56 +13,84 @@ from eic_jax import rd_curves
 PUBLISHED_ANCHORS = ("balle-2017-iclr-opt-mse",)
 
 
-def _deltas(anchor_rate, anchor_psnr, test_rate, test_psnr) -> tuple[float, float, str]:
-  """(BD-rate %, BD-PSNR dB, "") or (NaN, NaN, why) when the curves cannot be compared."""
-  args = (anchor_rate, anchor_psnr, test_rate, test_psnr)
+class Metric(NamedTuple):
+  results_key: str  # column of a curve's "results"
+  image_key: str  # key of one image's measurements in "per_image"
+  label: str
+
+
+METRICS = {"psnr": Metric("psnr-rgb", "psnr", "PSNR"),
+           "ms-ssim-db": Metric("ms-ssim-db", "ms_ssim_db", "MS-SSIM")}
+
+
+def _metric(name: str) -> Metric:
+  if name not in METRICS:
+    raise ValueError(f"Unknown metric {name!r}; use one of {', '.join(METRICS)}")
+  return METRICS[name]
+
+
+def _rates(curve: dict, metric: str) -> np.ndarray:
+  # Published tables can list MS-SSIM at other rates than PSNR.
+  if metric == "ms-ssim-db" and "bpp-ms-ssim" in curve["results"]:
+    return rd_curves.values(curve, "bpp-ms-ssim")
+  return rd_curves.values(curve, "bpp")
+
+
+def _deltas(anchor_rate, anchor_quality, test_rate, test_quality
+            ) -> tuple[float, float, str]:
+  """(BD-rate %, BD-quality dB, "") or (NaN, NaN, why) when the curves cannot be compared."""
+  args = (anchor_rate, anchor_quality, test_rate, test_quality)
   try:
     return bjontegaard.bd_rate(*args), bjontegaard.bd_psnr(*args), ""
   except ValueError as error:
     return math.nan, math.nan, f"n/a: {error}"
 
 
-def rows(test: dict, anchors: list[dict]) -> list[tuple[str, float, float, str]]:
-  """(anchor name, BD-rate %, BD-PSNR dB, note) of `test` against each anchor."""
-  rate = rd_curves.values(test, "bpp")
-  psnr = rd_curves.values(test, "psnr-rgb")
+def rows(test: dict, anchors: list[dict], metric: str = "psnr"
+         ) -> list[tuple[str, float, float, str]]:
+  """(anchor name, BD-rate %, BD-quality dB, note) of `test` against each anchor."""
+  key = _metric(metric).results_key
   table = []
   for anchor in anchors:
-    bd_rate, bd_psnr, problem = _deltas(rd_curves.values(anchor, "bpp"),
-                                        rd_curves.values(anchor, "psnr-rgb"), rate, psnr)
-    table.append((anchor["name"], bd_rate, bd_psnr, problem or anchor.get("note", "")))
+    bd_rate, bd_quality, problem = _deltas(_rates(anchor, metric), rd_curves.values(anchor, key),
+                                           _rates(test, metric), rd_curves.values(test, key))
+    table.append((anchor["name"], bd_rate, bd_quality, problem or anchor.get("note", "")))
   return table
 
 
-def _per_image_curves(curve: dict) -> dict[str, tuple[list[float], list[float]]]:
-  """File name → (bpp per rate point, PSNR per rate point), from an evaluation's per_image."""
+def _per_image_curves(curve: dict, metric: str) -> dict[str, tuple[list[float], list[float]]]:
+  """File name → (bpp per rate point, quality per rate point), from an evaluation's per_image;
+  a missing quality (MS-SSIM of a small image) is NaN."""
+  key = _metric(metric).image_key
   curves = {}
   for point in curve.get("per_image", []):
     for image in point:
-      rates, psnrs = curves.setdefault(image["file"], ([], []))
+      rates, qualities = curves.setdefault(image["file"], ([], []))
       rates.append(image["bpp"])
-      psnrs.append(image["psnr"])
+      qualities.append(math.nan if image.get(key) is None else image[key])
   return curves
 
 
-def per_image_rows(test: dict, anchor: dict) -> list[tuple[str, float, float, str]]:
-  """(file, BD-rate %, BD-PSNR dB, note) of `test` against `anchor` for each image both
+def per_image_rows(test: dict, anchor: dict, metric: str = "psnr"
+                   ) -> list[tuple[str, float, float, str]]:
+  """(file, BD-rate %, BD-quality dB, note) of `test` against `anchor` for each image both
   evaluated: averages over images hide the images where a codec does far worse or better."""
-  anchor_curves = _per_image_curves(anchor)
+  anchor_curves = _per_image_curves(anchor, metric)
   return [(name, *_deltas(*anchor_curves[name], *test_curve))
-          for name, test_curve in _per_image_curves(test).items() if name in anchor_curves]
+          for name, test_curve in _per_image_curves(test, metric).items()
+          if name in anchor_curves]
 
 
-def _format_per_image(test: dict, anchors: list[dict]) -> list[str]:
-  columns = [(anchor["name"], per_image_rows(test, anchor)) for anchor in anchors]
+def _format_per_image(test: dict, anchors: list[dict], metric: str) -> list[str]:
+  columns = [(anchor["name"], per_image_rows(test, anchor, metric)) for anchor in anchors]
   columns = [(name, rows_) for name, rows_ in columns if rows_]
   if not columns:
     return []
   files = [row[0] for row in columns[0][1]]
   by_file = [{row[0]: row[1:] for row in rows_} for _, rows_ in columns]
   header = "".join(f"  {name[:22]:>22}" for name, _ in columns)
-  lines = ["", "Image by image, BD-rate % / BD-PSNR dB against each anchor evaluated on the "
-           "same files", f"{'image':<24}{header}"]
+  lines = ["", f"Image by image, BD-rate % / BD-{_metric(metric).label} dB against each anchor "
+           "evaluated on the same files", f"{'image':<24}{header}"]
 
   def cell(deltas) -> str:
     if deltas is None or math.isnan(deltas[0]):
@@ -78,12 +108,14 @@ def _format_per_image(test: dict, anchors: list[dict]) -> list[str]:
   return lines
 
 
-def format_table(test: dict, anchors: list[dict]) -> str:
-  lines = [f"{test['name']} against each anchor (negative BD-rate: fewer bits at equal PSNR)",
-           f"{'anchor':<34} {'BD-rate (%)':>12} {'BD-PSNR (dB)':>13}  note"]
-  for name, rate, psnr, note in rows(test, anchors):
-    lines.append(f"{name:<34} {rate:>12.2f} {psnr:>13.3f}  {note}")
-  return "\n".join(lines + _format_per_image(test, anchors))
+def format_table(test: dict, anchors: list[dict], metric: str = "psnr") -> str:
+  label = _metric(metric).label
+  lines = [f"{test['name']} against each anchor in {label} (negative BD-rate: fewer bits at "
+           f"equal {label})",
+           f"{'anchor':<34} {'BD-rate (%)':>12} {f'BD-{label} (dB)':>16}  note"]
+  for name, rate, quality, note in rows(test, anchors, metric):
+    lines.append(f"{name:<34} {rate:>12.2f} {quality:>16.3f}  {note}")
+  return "\n".join(lines + _format_per_image(test, anchors, metric))
 
 
 def published_anchors() -> list[dict]:

@@ -6,7 +6,8 @@
   python -m eic_jax.main --mode=decompress --workdir=DIR --input=FILE.eic --output=IMAGE.png
   python -m eic_jax.main --mode=evaluate --workdir=DIR[,DIR...] --input='GLOB' --output=rd.json
   python -m eic_jax.main --mode=evaluate --baseline=jpeg|webp --input='GLOB' --output=jpeg.json
-  python -m eic_jax.main --mode=compare --input=rd.json --reference=jpeg.json,webp.json
+  python -m eic_jax.main --mode=compare --input=rd.json --reference=jpeg.json,webp.json \
+      [--metric=ms-ssim-db]
 """
 
 import os
@@ -47,6 +48,8 @@ flags.DEFINE_enum("baseline", None, ["jpeg", "webp"], "evaluate: a Pillow codec 
 flags.DEFINE_string("name", None, "evaluate: the curve's name in the results.")
 flags.DEFINE_string("reference", "", "compare: comma-separated results JSON files to compare "
                     "against (the published Ballé 2017 Kodak curve is always added).")
+flags.DEFINE_enum("metric", "psnr", list(compare.METRICS), "compare: the quality measure of "
+                  "the Bjøntegaard deltas (MS-SSIM in dB: −10·log10(1 − MS-SSIM)).")
 flags.DEFINE_bool("verbose", False, "compress: decode again and print sizes, distortion and rate.")
 flags.DEFINE_bool("distributed", False, "train: start JAX's distributed runtime, detecting the "
                   "cluster (TPU pod, SLURM, Open MPI) unless the three flags below are given.")
@@ -137,7 +140,7 @@ def _compare() -> None:
   _required("input")
   anchors = [rd_curves.load(p) for p in FLAGS.reference.split(",") if p]
   print(compare.format_table(rd_curves.load(FLAGS.input),
-                             anchors + compare.published_anchors()))
+                             anchors + compare.published_anchors(), FLAGS.metric))
 
 
 def main(argv) -> None:

@@ -114,8 +114,9 @@ def main(argv) -> None:
   plots.rd_figure([curves["model"], curves["jpeg"], curves["webp"],
                    dict(published, name=published["name"] + " (Kodak)")],
                   os.path.join(FLAGS.results, "rd.png"), title=f"{len(files)} images")
-  table = compare.format_table(curves["model"], [curves["jpeg"], curves["webp"]]
-                               + compare.published_anchors())
+  anchors = [curves["jpeg"], curves["webp"]] + compare.published_anchors()
+  table = "\n\n".join(compare.format_table(curves["model"], anchors, metric)
+                      for metric in compare.METRICS)
   with atomic_files.atomic_write(os.path.join(FLAGS.results, "bd_rates.txt"), "w") as stream:
     stream.write(table + "\n")
   print(table)

@@ -104,16 +104,25 @@ def test_compare_prints_bd_rates(tmp_path, photo_dir):
              for line in lines)
   for path in files:  # per image, against the JPEG curve evaluated on the same files
     assert sum(line.startswith(os.path.basename(path)) for line in lines) == 1
+  result = _run("-m", "eic_jax.main", "--mode=compare", f"--input={tmp_path / 'webp.json'}",
+                f"--reference={tmp_path / 'jpeg.json'}", "--metric=ms-ssim-db")
+  assert result.returncode == 0, result.stderr
+  assert "BD-MS-SSIM (dB)" in result.stdout
 
 
 def _curve(name: str, images: dict[str, tuple[list[float], list[float]]]) -> dict:
   points = range(len(next(iter(images.values()))[0]))
-  per_image = [[{"file": file, "bpp": rates[i], "psnr": psnrs[i]}
+  # MS-SSIM in dB made to follow PSNR 15 dB lower, except for "small" images, which have none.
+  per_image = [[{"file": file, "bpp": rates[i], "psnr": psnrs[i],
+                 "ms_ssim_db": None if file.startswith("small") else psnrs[i] - 15.0}
                 for file, (rates, psnrs) in images.items()] for i in points]
+
+  def mean(key):
+    return [float(np.mean([m[key] for m in point if m[key] is not None])) for point in per_image]
+
   return {"name": name, "per_image": per_image,
-          "results": {"bpp": [float(np.mean([m["bpp"] for m in point])) for point in per_image],
-                      "psnr-rgb": [float(np.mean([m["psnr"] for m in point]))
-                                   for point in per_image]}}
+          "results": {"bpp": mean("bpp"), "psnr-rgb": mean("psnr"),
+                      "ms-ssim-db": mean("ms_ssim_db")}}
 
 
 def test_per_image_bd_rates_pair_images_by_file():
@@ -123,15 +132,31 @@ def test_per_image_bd_rates_pair_images_by_file():
   test = _curve("test", {"b.png": ([0.24, 0.48, 0.96, 1.92], psnr),  # 20 % fewer bits
                          "a.png": ([0.2, 0.4, 0.8, 1.6], psnr),
                          "c.png": ([0.1, 0.2, 0.4, 0.8], psnr)})  # not in the anchor
-  rows = {file: (rate, psnr_gain) for file, rate, psnr_gain, _ in
-          compare.per_image_rows(test, anchor)}
-  assert set(rows) == {"a.png", "b.png"}
-  assert rows["a.png"] == pytest.approx((0.0, 0.0), abs=1e-9)
-  assert rows["b.png"][0] == pytest.approx(-20.0, abs=1e-6)
-  assert rows["b.png"][1] > 0
-  table = compare.format_table(test, [anchor]).splitlines()
-  assert [line.split()[1] for line in table if line.split()[:1] == ["b.png"]] == ["-20.0"]
-  assert [line.split()[1] for line in table if line.split()[:1] == ["median"]] == ["-10.0"]
+  for metric in compare.METRICS:
+    rows = {file: (rate, quality_gain) for file, rate, quality_gain, _ in
+            compare.per_image_rows(test, anchor, metric)}
+    assert set(rows) == {"a.png", "b.png"}
+    assert rows["a.png"] == pytest.approx((0.0, 0.0), abs=1e-9)
+    assert rows["b.png"][0] == pytest.approx(-20.0, abs=1e-6)
+    assert rows["b.png"][1] > 0
+    table = compare.format_table(test, [anchor], metric).splitlines()
+    assert [line.split()[1] for line in table if line.split()[:1] == ["b.png"]] == ["-20.0"]
+    assert [line.split()[1] for line in table if line.split()[:1] == ["median"]] == ["-10.0"]
+
+
+def test_per_image_bd_rates_skip_images_without_the_metric():
+  psnr = [28.0, 31.0, 34.0]
+  anchor = _curve("anchor", {"a.png": ([0.2, 0.4, 0.8], psnr),
+                             "small.png": ([0.2, 0.4, 0.8], psnr)})
+  test = _curve("test", {"a.png": ([0.1, 0.2, 0.4], psnr), "small.png": ([0.1, 0.2, 0.4], psnr)})
+  rows = {file: row for file, *row in compare.per_image_rows(test, anchor, "ms-ssim-db")}
+  assert rows["a.png"][0] == pytest.approx(-50.0, abs=1e-6)
+  assert np.isnan(rows["small.png"][0]) and rows["small.png"][2].startswith("n/a")
+  median = [line for line in compare.format_table(test, [anchor], "ms-ssim-db").splitlines()
+            if line.startswith("median")]
+  assert median[0].split()[1] == "-50.0"  # over the images that have MS-SSIM
+  with pytest.raises(ValueError, match="Unknown metric 'ssim'"):
+    compare.format_table(test, [anchor], "ssim")
 
 
 def test_notebook_runs_headless(trained_workdir, tmp_path):
