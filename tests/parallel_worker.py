@@ -1,4 +1,4 @@
-"""Run by test_parallel.py in a process that sees 8 host devices (it sets XLA_FLAGS first).
+"""Run by test_parallel.py in a process that sees 8 host devices (XLA_FLAGS from the test).
 
   python tests/parallel_worker.py step OUT.npz       one train step on 8 and on 1 device
 """
@@ -6,7 +6,6 @@
 import os
 import sys
 
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import functools  # noqa: E402
