@@ -17,10 +17,12 @@ class Metric(NamedTuple):
   results_key: str  # column of a curve's "results"
   image_key: str  # key of one image's measurements in "per_image"
   label: str
+  # Published tables can list a metric at rates of its own; curves without them use "bpp".
+  rates_key: str = "bpp"
 
 
 METRICS = {"psnr": Metric("psnr-rgb", "psnr", "PSNR"),
-           "ms-ssim-db": Metric("ms-ssim-db", "ms_ssim_db", "MS-SSIM")}
+           "ms-ssim-db": Metric("ms-ssim-db", "ms_ssim_db", "MS-SSIM", "bpp-ms-ssim")}
 
 
 def _metric(name: str) -> Metric:
@@ -29,11 +31,9 @@ def _metric(name: str) -> Metric:
   return METRICS[name]
 
 
-def _rates(curve: dict, metric: str) -> np.ndarray:
-  # Published tables can list MS-SSIM at other rates than PSNR.
-  if metric == "ms-ssim-db" and "bpp-ms-ssim" in curve["results"]:
-    return rd_curves.values(curve, "bpp-ms-ssim")
-  return rd_curves.values(curve, "bpp")
+def _rates(curve: dict, metric: Metric) -> np.ndarray:
+  key = metric.rates_key if metric.rates_key in curve["results"] else "bpp"
+  return rd_curves.values(curve, key)
 
 
 def _deltas(anchor_rate, anchor_quality, test_rate, test_quality
@@ -49,11 +49,12 @@ def _deltas(anchor_rate, anchor_quality, test_rate, test_quality
 def rows(test: dict, anchors: list[dict], metric: str = "psnr"
          ) -> list[tuple[str, float, float, str]]:
   """(anchor name, BD-rate %, BD-quality dB, note) of `test` against each anchor."""
-  key = _metric(metric).results_key
+  measure = _metric(metric)
   table = []
   for anchor in anchors:
-    bd_rate, bd_quality, problem = _deltas(_rates(anchor, metric), rd_curves.values(anchor, key),
-                                           _rates(test, metric), rd_curves.values(test, key))
+    bd_rate, bd_quality, problem = _deltas(
+        _rates(anchor, measure), rd_curves.values(anchor, measure.results_key),
+        _rates(test, measure), rd_curves.values(test, measure.results_key))
     table.append((anchor["name"], bd_rate, bd_quality, problem or anchor.get("note", "")))
   return table
 
