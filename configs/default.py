@@ -16,6 +16,9 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Objective: bits per pixel + lmbda · MSE on the 0–255 scale.
   config.lmbda = 0.01
+  # Stand-in for rounding in training: "noise" (the paper) or "mixed" (noise for the rate,
+  # rounding with straight-through gradients for the synthesis).
+  config.quantization = "noise"
 
   # Data: comma-separated glob patterns of PNG or JPEG files, or 'tfds:NAME:SPLIT'.
   config.train_glob = "images/train/*.png"

@@ -86,10 +86,12 @@ class BLS2017(nn.Module):
     self.entropy_bottleneck = EntropyBottleneck(
         self.num_filters, self.density_hidden, self.density_init_scale)
 
-  def __call__(self, x: jax.Array, training: bool) -> tuple[jax.Array, jax.Array]:
+  def __call__(self, x: jax.Array, training: bool, straight_through: bool = False
+               ) -> tuple[jax.Array, jax.Array]:
+    """`straight_through`: in training, synthesise from rounded latents (see EntropyBottleneck)."""
     height, width = x.shape[1:3]
     y = self.analysis(pad_to_multiple(x))
-    y_hat, likelihoods = self.entropy_bottleneck(y, training)
+    y_hat, likelihoods = self.entropy_bottleneck(y, training, straight_through)
     x_hat = self.synthesis(y_hat)[:, :height, :width, :]
     return x_hat, likelihoods
 

@@ -51,6 +51,12 @@ def medians(density: dict) -> jax.Array:
   return _solve_cumulative_logit(jax.lax.stop_gradient(density), zero)[:, 0]
 
 
+def round_around_medians(density: dict, y: jax.Array) -> jax.Array:
+  """The latents (…, channels) rounded to the integers offset by each channel's median."""
+  offset = medians(density)
+  return jnp.round(y - offset) + offset
+
+
 def likelihoods(density: dict, y: jax.Array) -> jax.Array:
   """Probability of each element of the quantised latents `y` (…, channels)."""
   channels = y.shape[-1]
@@ -66,12 +72,19 @@ class EntropyBottleneck(nn.Module):
   init_scale: float = 10.0
 
   @nn.compact
-  def __call__(self, y: jax.Array, training: bool) -> tuple[jax.Array, jax.Array]:
+  def __call__(self, y: jax.Array, training: bool, straight_through: bool = False
+               ) -> tuple[jax.Array, jax.Array]:
+    """(latents for the synthesis, likelihoods for the rate). In training the rate always sees
+    noisy latents; with `straight_through` the synthesis sees the rounded latents that a decoder
+    gets, with the rounding's gradient taken as the identity (Minnen & Singh 2020, "Channel-wise
+    autoregressive entropy models for learned image compression", section 2.2)."""
     density = deep_factorized.DeepFactorized(
         self.channels, self.hidden, self.init_scale, name="density")()
-    if training:
-      y_hat = y + jax.random.uniform(self.make_rng("noise"), y.shape, y.dtype, -0.5, 0.5)
-    else:
-      offset = medians(density)
-      y_hat = jnp.round(y - offset) + offset
-    return y_hat, likelihoods(density, y_hat)
+    if not training:
+      rounded = round_around_medians(density, y)
+      return rounded, likelihoods(density, rounded)
+    noisy = y + jax.random.uniform(self.make_rng("noise"), y.shape, y.dtype, -0.5, 0.5)
+    if not straight_through:
+      return noisy, likelihoods(density, noisy)
+    rounded = y + jax.lax.stop_gradient(round_around_medians(density, y) - y)
+    return rounded, likelihoods(density, noisy)

@@ -83,13 +83,27 @@ def rate_distortion(x: jax.Array, x_hat: jax.Array, likelihoods: jax.Array, lmbd
   return {"loss": bpp + lmbda * mse, "bpp": bpp, "mse": mse, "psnr": psnr}
 
 
-def train_step(state: train_state.TrainState, batch: jax.Array, rng: jax.Array, lmbda: float
+# How training stands in for rounding: "noise" gives rate and synthesis noisy latents (the
+# paper); "mixed" gives the rate noisy latents and the synthesis rounded ones, straight through.
+QUANTIZATION_MODES = ("noise", "mixed")
+
+
+def check_quantization(quantization: str) -> None:
+  if quantization not in QUANTIZATION_MODES:
+    raise ValueError(f"Unknown quantization {quantization!r}; use one of "
+                     f"{', '.join(QUANTIZATION_MODES)}")
+
+
+def train_step(state: train_state.TrainState, batch: jax.Array, rng: jax.Array, lmbda: float,
+               quantization: str = "noise"
                ) -> tuple[train_state.TrainState, dict[str, jax.Array]]:
-  """One optimiser step on rate + λ·distortion with noisy latents."""
+  """One optimiser step on rate + λ·distortion, quantisation replaced as `quantization` says."""
+  check_quantization(quantization)
   x = batch.astype(jnp.float32)
 
   def loss_fn(params):
     x_hat, likelihoods = state.apply_fn({"params": params}, x, training=True,
+                                        straight_through=quantization == "mixed",
                                         rngs={"noise": rng})
     outputs = jax.tree_util.tree_map(jnp.mean, rate_distortion(x, x_hat, likelihoods, lmbda))
     return outputs["loss"], outputs
@@ -152,6 +166,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   Data-parallel over every device (see parallel.py); `config.batch_size` is the global batch.
   At the end, the final parameters are exported with their coding tables for compression.
   """
+  check_quantization(config.quantization)
   checkpoints.ensure_writable(workdir)
   mesh = parallel.create_mesh()
   local_batch_size = parallel.local_batch_size(config.batch_size, mesh)
@@ -184,7 +199,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                     if config.valid_glob else None)
     # No buffer donation: an asynchronous checkpoint may still be reading the previous state
     # (on CPU its host copy can alias the device buffer).
-    step_fn = jax.jit(functools.partial(train_step, lmbda=config.lmbda),
+    step_fn = jax.jit(functools.partial(train_step, lmbda=config.lmbda,
+                                        quantization=config.quantization),
                       in_shardings=(replicated, parallel.batch_sharding(mesh), replicated),
                       out_shardings=(replicated, replicated))
     eval_fn = jax.jit(functools.partial(eval_step, state.apply_fn, lmbda=config.lmbda))

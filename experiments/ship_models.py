@@ -53,7 +53,9 @@ def _stage(first_step: int, last_step: int, config: ml_collections.ConfigDict) -
   stage = {"steps": [first_step, last_step],
            **{key: config.get(key) for key in ("batch_size", "patch_size", "learning_rate",
                                                 "learning_rate_schedule",
-                                                "learning_rate_boundaries")}}
+                                                "learning_rate_boundaries")},
+           # Configs from before the option existed trained with noise.
+           "quantization": config.get("quantization", "noise")}
   if config.get("learning_rate_schedule") == "piecewise":
     stage["learning_rate_drops_at"] = train.learning_rate_drop_steps(config)
   return stage
@@ -64,7 +66,10 @@ def _earlier_stages(config) -> list[dict]:
   if not config.get("init_from") or config.init_from not in models.list_models():
     return []
   earlier = models.record(config.init_from)
-  return earlier.get("stages") or [
+  if earlier.get("stages"):
+    # Records from before the quantization option name none: those stages trained with noise.
+    return [{"quantization": "noise", **stage} for stage in earlier["stages"]]
+  return [
       _stage(0, earlier["steps"], checkpoints.load_config(models.resolve(config.init_from)))]
 
 

@@ -22,11 +22,13 @@ def _run_main(*args, timeout=300):
                         capture_output=True, text=True, timeout=timeout)
 
 
-def test_thirty_steps_lower_the_loss(smoke_config):
+@pytest.mark.parametrize("quantization", train.QUANTIZATION_MODES)
+def test_thirty_steps_lower_the_loss(smoke_config, quantization):
   state = train.create_train_state(smoke_config, jax.random.PRNGKey(0))
   batch = next(input_pipeline.train_dataset(smoke_config.train_glob, 4, 64, seed=0)
                .as_numpy_iterator())
-  step = jax.jit(functools.partial(train.train_step, lmbda=smoke_config.lmbda))
+  step = jax.jit(functools.partial(train.train_step, lmbda=smoke_config.lmbda,
+                                   quantization=quantization))
   losses = []
   for i in range(30):
     state, outputs = step(state, batch, jax.random.PRNGKey(i))
@@ -47,6 +49,13 @@ def test_piecewise_schedule_drops_at_the_recorded_steps(smoke_config):
   np.testing.assert_allclose([schedule(s) for s in (0, 499, 500, 849, 850, 999)],
                              [rate, rate, rate / 10, rate / 10, rate / 100, rate / 100],
                              rtol=1e-6)
+
+
+def test_unknown_quantization_is_a_clear_error_before_training(smoke_config, tmp_path):
+  smoke_config.quantization = "rounding"
+  with pytest.raises(ValueError, match="Unknown quantization 'rounding'; use one of noise, mixed"):
+    train.train_and_evaluate(smoke_config, str(tmp_path / "run"))
+  assert not (tmp_path / "run").exists()
 
 
 def _flat(tree):
