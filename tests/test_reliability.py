@@ -126,9 +126,9 @@ def test_a_corrupted_latest_checkpoint_falls_back_with_a_warning(smoke_config, t
 def test_nan_keeps_the_last_good_checkpoint(smoke_config, tmp_path, monkeypatch):
   real_step = train.train_step
 
-  def poisoned_step(state, batch, rng, lmbda):
+  def poisoned_step(state, batch, rng, **options):
     # From step 5 on, the loss reads NaN, as after a divergence.
-    state, outputs = real_step(state, batch, rng, lmbda)
+    state, outputs = real_step(state, batch, rng, **options)
     outputs["loss"] = jnp.where(state.step >= 5, jnp.nan, outputs["loss"])
     return state, outputs
 
