@@ -43,6 +43,9 @@ flags.DEFINE_string("eval_glob", "../shared/data/valid/*.png", "Images for the R
 flags.DEFINE_string("results", "experiments/results", "Folder for the RD results.")
 flags.mark_flag_as_required("workdirs")
 
+# Configs and records written before `quantization` existed name none: they trained with noise.
+QUANTIZATION_BEFORE_THE_OPTION = "noise"
+
 
 def reference_photo():
   """The photograph whose rate the tests check for every shipped model."""
@@ -54,8 +57,7 @@ def _stage(first_step: int, last_step: int, config: ml_collections.ConfigDict) -
            **{key: config.get(key) for key in ("batch_size", "patch_size", "learning_rate",
                                                 "learning_rate_schedule",
                                                 "learning_rate_boundaries")},
-           # Configs from before the option existed trained with noise.
-           "quantization": config.get("quantization", "noise")}
+           "quantization": config.get("quantization", QUANTIZATION_BEFORE_THE_OPTION)}
   if config.get("learning_rate_schedule") == "piecewise":
     stage["learning_rate_drops_at"] = train.learning_rate_drop_steps(config)
   return stage
@@ -67,8 +69,8 @@ def _earlier_stages(config) -> list[dict]:
     return []
   earlier = models.record(config.init_from)
   if earlier.get("stages"):
-    # Records from before the quantization option name none: those stages trained with noise.
-    return [{"quantization": "noise", **stage} for stage in earlier["stages"]]
+    return [{"quantization": QUANTIZATION_BEFORE_THE_OPTION, **stage}
+            for stage in earlier["stages"]]
   return [
       _stage(0, earlier["steps"], checkpoints.load_config(models.resolve(config.init_from)))]
 
