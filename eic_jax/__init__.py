@@ -4,6 +4,7 @@
   codec = eic_jax.load_codec("runs/mine")      # a training workdir, or a shipped model's name
   data = codec.compress(image)                 # uint8 (H, W, 3) → bytes
   image = codec.decompress(data)               # bytes → uint8 (H, W, 3)
+  eic_jax.load_codec(name, refine_steps=500)   # optimises each image's latents: fewer bits
 """
 
 import importlib

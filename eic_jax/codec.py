@@ -21,6 +21,7 @@ from eic_jax import bitstream
 from eic_jax import checkpoints
 from eic_jax import entropy_bottleneck
 from eic_jax import image_io
+from eic_jax import latent_refinement
 from eic_jax import models
 from eic_jax import range_coding
 from eic_jax import tiling
@@ -35,28 +36,54 @@ class Codec:
   """Compresses uint8 RGB images to bytes and back with one trained model."""
 
   def __init__(self, config, params: Any, tables: range_coding.CodingTables,
-               max_pixels: int = DEFAULT_MAX_PIXELS, max_tile: int = tiling.MAX_TILE):
+               max_pixels: int = DEFAULT_MAX_PIXELS, max_tile: int = tiling.MAX_TILE,
+               refine_steps: int = 0):
+    """`refine_steps`: optimise each image's latents for that many steps before coding them
+    (see latent_refinement.py); 0 codes the analysis transform's latents as they are."""
+    if isinstance(refine_steps, bool) or not isinstance(refine_steps, int) or refine_steps < 0:
+      raise ValueError(f"refine_steps must be a non-negative integer, got {refine_steps!r}")
     self.config = config
     self.params = params
     self.tables = tables
     self.max_pixels = max_pixels
     self.max_tile = max_tile
+    self.refine_steps = refine_steps
     self.model = train.create_model(config)
     self._medians = jnp.asarray(tables.medians)
     # One compilation per tile shape; tiles come in a few bucketed sizes (see tiling.py).
     self._analyze = jax.jit(self._analyze_tile)
     self._synthesize = jax.jit(self._synthesize_tile)
+    self._refine = jax.jit(self._refine_tile)
     self._log2_likelihoods = jax.jit(self._log2_likelihoods_fn)
     self.fingerprint = _fingerprint(tables, params["synthesis"])
 
   def _analyze_tile(self, params, pixels, region):
-    y = self.model.apply({"params": params}, pixels[None].astype(jnp.float32), region,
-                         method=BLS2017.analyze)
-    return jnp.round(y[0] - self._medians).astype(jnp.int32)
+    return self.model.apply({"params": params}, pixels[None].astype(jnp.float32), region,
+                            method=BLS2017.analyze)[0]
 
   def _synthesize_tile(self, params, y_hat, region):
     x_hat = self.model.apply({"params": params}, y_hat[None], region, method=BLS2017.synthesize)
     return jnp.round(jnp.clip(x_hat[0], 0.0, 255.0)).astype(jnp.uint8)
+
+  def _refine_tile(self, params, y, fixed, variable, pixels, inside, region, key):
+    """The latents of one tile window refined where `variable`, for the rate of those latents
+    and the squared error of the pixels `inside`, weighted by the model's λ."""
+    density = params["entropy_bottleneck"]["density"]
+    pixels = pixels.astype(jnp.float32)
+
+    def loss(y_hat):
+      x_hat = self.model.apply({"params": params}, y_hat[None], region,
+                               method=BLS2017.synthesize)[0]
+      squared_error = jnp.where(inside[..., None], (jnp.clip(x_hat, 0.0, 255.0) - pixels)**2,
+                                0.0)
+      bits = -jnp.where(variable[..., None],
+                        jnp.log2(entropy_bottleneck.likelihoods(density, y_hat)), 0.0)
+      # bpp + λ·MSE over the tile's own pixels, as in training.
+      return (jnp.sum(bits) + self.config.lmbda * jnp.sum(squared_error) / 3.0) / jnp.maximum(
+          jnp.sum(inside), 1)
+
+    return latent_refinement.refine(loss, y, fixed, variable, self._medians, key,
+                                    self.refine_steps)
 
   def _log2_likelihoods_fn(self, params, flat_symbols, count):
     y_hat = flat_symbols.astype(jnp.float32) + self._medians
@@ -92,16 +119,50 @@ class Codec:
     rows, cols = self._plan(height, width)
     scale = DOWNSAMPLING
     padded = _pad_for_tiles(image, rows, cols, scale)
-    symbols = np.empty((rows.length, cols.length, self.tables.minima.shape[0]), np.int32)
+    y = np.empty((rows.length, cols.length, self.tables.minima.shape[0]), np.float32)
     for top, left, tile_height, tile_width in tiling.windows(rows, cols):
       window = padded[scale * top:scale * (top + rows.size),
                       scale * left:scale * (left + cols.size)]
       region = np.array([scale * (top - rows.margin), scale * (left - cols.margin),
                          scale * rows.length, scale * cols.length], np.int32)
       tile = self._analyze(self.params, window, region)
-      symbols[top:top + tile_height, left:left + tile_width] = np.asarray(
+      y[top:top + tile_height, left:left + tile_width] = np.asarray(
           tile[rows.margin:rows.margin + tile_height, cols.margin:cols.margin + tile_width])
-    return symbols
+    if self.refine_steps:
+      y = self._refined(y, padded, rows, cols, height, width)
+    return np.round(y - self.tables.medians).astype(np.int32)
+
+  def _refined(self, y: np.ndarray, padded_image: np.ndarray, rows: tiling.AxisTiles,
+               cols: tiling.AxisTiles, height: int, width: int) -> np.ndarray:
+    """`y` refined tile by tile: each tile's core latents for the rate of the core and the
+    distortion of the core's pixels, with the latents around it as already coded (tiles
+    refined earlier) or as the analysis gave them (later ones)."""
+    scale = DOWNSAMPLING
+    medians = self.tables.medians.astype(np.float32)
+    y = _pad_for_tiles(y, rows, cols, 1)
+    inside_signal = _pad_for_tiles(np.ones((rows.length, cols.length, 1), bool), rows, cols, 1)
+    key = jax.random.PRNGKey(0)  # the same file for the same image, every time
+    for index, (top, left, tile_height, tile_width) in enumerate(tiling.windows(rows, cols)):
+      latent_window = np.s_[top:top + rows.size, left:left + cols.size]
+      pixel_window = np.s_[scale * top:scale * (top + rows.size),
+                           scale * left:scale * (left + cols.size)]
+      core = np.s_[rows.margin:rows.margin + tile_height, cols.margin:cols.margin + tile_width]
+      variable = np.zeros((rows.size, cols.size), bool)
+      variable[core] = True
+      # The decoder's input around the core: rounded latents, zero outside the signal.
+      fixed = np.where(inside_signal[latent_window], np.round(y[latent_window] - medians)
+                       + medians, 0.0).astype(np.float32)
+      pixel_rows = scale * (top - rows.margin) + np.arange(scale * rows.size)
+      pixel_cols = scale * (left - cols.margin) + np.arange(scale * cols.size)
+      inside = (np.repeat(np.repeat(variable, scale, 0), scale, 1)
+                & (pixel_rows < height)[:, None] & (pixel_cols < width)[None, :])
+      region = np.array([top - rows.margin, left - cols.margin, rows.length, cols.length],
+                        np.int32)
+      refined = self._refine(self.params, y[latent_window], fixed, variable,
+                             padded_image[pixel_window], inside, region,
+                             jax.random.fold_in(key, index))
+      y[latent_window][core] = np.asarray(refined)[core]
+    return y[rows.margin:rows.margin + rows.length, cols.margin:cols.margin + cols.length]
 
   def information_bits(self, symbols: np.ndarray) -> float:
     """The model's information content of integer latents: −Σ log2 P(symbol)."""
@@ -202,9 +263,11 @@ def export(workdir: str) -> int:
   return int(state.step)
 
 
-def load_codec(workdir: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Codec:
+def load_codec(workdir: str, max_pixels: int = DEFAULT_MAX_PIXELS, refine_steps: int = 0
+               ) -> Codec:
   """Restores a codec from a training workdir or a shipped model's name (see list_models),
-  exporting a workdir's latest checkpoint first if the export is older."""
+  exporting a workdir's latest checkpoint first if the export is older. `refine_steps`: see
+  Codec."""
   workdir = models.resolve(workdir)
   config = checkpoints.load_config(workdir)
   trained = checkpoints.latest_step(workdir)
@@ -212,7 +275,7 @@ def load_codec(workdir: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Codec:
   if trained is not None and (exported is None or trained > exported):
     export(workdir)
   params, tables, _ = checkpoints.restore_export(workdir)
-  return Codec(config, params, tables, max_pixels)
+  return Codec(config, params, tables, max_pixels, refine_steps=refine_steps)
 
 
 def ship(workdir: str, destination: str, record: dict) -> dict:

@@ -51,10 +51,13 @@ def medians(density: dict) -> jax.Array:
   return _solve_cumulative_logit(jax.lax.stop_gradient(density), zero)[:, 0]
 
 
+def round_around(y: jax.Array, offsets: jax.Array) -> jax.Array:
+  """The latents (…, channels) rounded to the integers shifted by each channel's offset."""
+  return jnp.round(y - offsets) + offsets
+
+
 def round_around_medians(density: dict, y: jax.Array) -> jax.Array:
-  """The latents (…, channels) rounded to the integers offset by each channel's median."""
-  offset = medians(density)
-  return jnp.round(y - offset) + offset
+  return round_around(y, medians(density))
 
 
 def likelihoods(density: dict, y: jax.Array) -> jax.Array:

@@ -53,8 +53,11 @@ def evaluate_codecs(codecs: Sequence, labels: Sequence[str], files: Sequence[str
   per_point = [_measure_all(lambda image, c=codec: report.measure(c, image), files, label)
                for codec, label in zip(codecs, labels)]
   order = np.argsort([np.mean([m["bpp"] for m in point]) for point in per_point])
-  return _curve(name, f"{len(files)} images, real bitstreams", [labels[i] for i in order],
-                [per_point[i] for i in order])
+  description = f"{len(files)} images, real bitstreams"
+  refine_steps = sorted({codec.refine_steps for codec in codecs})
+  if refine_steps != [0]:
+    description += f", latents refined for {'/'.join(map(str, refine_steps))} steps"
+  return _curve(name, description, [labels[i] for i in order], [per_point[i] for i in order])
 
 
 def pillow_measure(image: np.ndarray, codec: str, quality: int) -> tuple[bytes, np.ndarray,

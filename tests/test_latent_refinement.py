@@ -1,0 +1,110 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from eic_jax import entropy_bottleneck
+from eic_jax import latent_refinement
+from eic_jax import report
+from tests.conftest import photo
+
+OFFSETS = jnp.array([0.3, -0.2])
+
+
+def test_annealed_rounding_lies_between_the_neighbouring_points_and_hardens_as_it_cools():
+  y = jax.random.uniform(jax.random.PRNGKey(0), (500, 2), minval=-4.0, maxval=4.0)
+  below = jnp.floor(y - OFFSETS) + OFFSETS
+  warm = latent_refinement.annealed_rounding(y, OFFSETS, 0.5, jax.random.PRNGKey(1))
+  assert np.all(warm >= below) and np.all(warm <= below + 1)
+  assert np.mean(np.abs(warm - jnp.round(warm - OFFSETS) - OFFSETS) > 0.01) > 0.5
+  cold = latent_refinement.annealed_rounding(y, OFFSETS, 1e-3, jax.random.PRNGKey(1))
+  clear = np.abs(y - below - 0.5) > 0.05  # not within a hair of a midpoint
+  np.testing.assert_allclose(cold[clear], entropy_bottleneck.round_around(y, OFFSETS)[clear],
+                             atol=1e-3)
+  gradient = jax.grad(lambda v: jnp.sum(latent_refinement.annealed_rounding(
+      v, OFFSETS, 0.5, jax.random.PRNGKey(1))))(y)
+  assert np.all(np.isfinite(gradient)) and np.any(gradient != 0)
+
+
+def test_temperature_anneals_from_its_start_to_its_floor():
+  steps = 100
+  values = np.asarray(latent_refinement.temperature(jnp.arange(steps), steps))
+  assert values[0] == pytest.approx(latent_refinement.INITIAL_TEMPERATURE)
+  assert np.all(np.diff(values) <= 0)
+  assert values[-1] == pytest.approx(latent_refinement.MIN_TEMPERATURE)
+
+
+def test_refinement_finds_the_quantised_optimum_and_keeps_fixed_latents():
+  target = entropy_bottleneck.round_around(
+      jax.random.normal(jax.random.PRNGKey(2), (6, 5, 2)) * 3, OFFSETS)
+  loss = lambda y_hat: jnp.sum((y_hat - target)**2)
+  y = target + jax.random.uniform(jax.random.PRNGKey(3), target.shape, minval=-3.0, maxval=3.0)
+  variable = jnp.ones((6, 5), bool).at[0].set(False)
+  fixed = jnp.full(target.shape, 7.0)
+  refined = latent_refinement.refine(loss, y, fixed, variable, OFFSETS, jax.random.PRNGKey(4),
+                                     steps=200, learning_rate=0.1)
+  np.testing.assert_array_equal(refined[0], fixed[0])
+  np.testing.assert_allclose(entropy_bottleneck.round_around(refined[1:], OFFSETS), target[1:])
+
+
+def test_refinement_never_raises_the_loss_of_the_rounded_latents():
+  y = jnp.zeros((4, 4, 2)) + OFFSETS
+  # Already optimal when rounded; a large step size throws the iterates far away.
+  loss = lambda y_hat: jnp.sum(jnp.abs(y_hat - OFFSETS))
+  refined = latent_refinement.refine(loss, y, y, jnp.ones((4, 4), bool), OFFSETS,
+                                     jax.random.PRNGKey(0), steps=3, learning_rate=10.0)
+  np.testing.assert_array_equal(refined, y)
+
+
+def _rd_loss(codec, image, data, reconstruction):
+  pixels = image.shape[0] * image.shape[1]
+  return 8 * len(data) / pixels + codec.config.lmbda * report.distortion(
+      image, reconstruction)["mse"]
+
+
+@pytest.mark.parametrize("max_tile", [128, 12])
+def test_refined_files_decode_with_the_same_decoder_at_a_lower_rd_loss(trained_workdir,
+                                                                        max_tile):
+  from eic_jax import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  image = photo("astronaut", (200, 200))
+  plain = codec_lib.load_codec(str(trained_workdir))
+  refined = codec_lib.load_codec(str(trained_workdir), refine_steps=30)
+  plain.max_tile = refined.max_tile = max_tile  # 12 latents: 4x4 tiles with margins
+  plain_data, refined_data = plain.compress(image), refined.compress(image)
+  assert refined_data != plain_data
+  assert refined.compress(image) == refined_data  # the same file every time
+  reconstruction = plain.decompress(refined_data)
+  assert reconstruction.shape == image.shape
+  assert (_rd_loss(plain, image, refined_data, reconstruction)
+          < _rd_loss(plain, image, plain_data, plain.decompress(plain_data)))
+
+
+@pytest.mark.parametrize("steps", [-1, 2.5, True, "10"])
+def test_bad_step_counts_are_refused(trained_workdir, steps):
+  from eic_jax import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  with pytest.raises(ValueError, match="refine_steps must be a non-negative integer"):
+    codec_lib.load_codec(str(trained_workdir), refine_steps=steps)
+
+
+def test_cli_refines_for_compress_and_evaluate_and_refuses_bad_counts(trained_workdir,
+                                                                      photo_dir, tmp_path):
+  from tests.test_codec import _cli  # pylint: disable=import-outside-toplevel
+  from eic_jax import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  from eic_jax import image_io  # pylint: disable=import-outside-toplevel
+  source = sorted(photo_dir.glob("*.png"))[0]
+  output = tmp_path / "refined.eic"
+  result = _cli("--mode=compress", f"--workdir={trained_workdir}", f"--input={source}",
+                f"--output={output}", "--refine_steps=10")
+  assert result.returncode == 0, result.stderr
+  refined = codec_lib.load_codec(str(trained_workdir), refine_steps=10)
+  assert output.read_bytes() == refined.compress(image_io.read_image(str(source)))
+  curve_path = tmp_path / "rd.json"
+  result = _cli("--mode=evaluate", f"--workdir={trained_workdir}", f"--input={source}",
+                f"--output={curve_path}", "--refine_steps=10")
+  assert result.returncode == 0, result.stderr
+  assert "latents refined for 10 steps" in curve_path.read_text()
+  result = _cli("--mode=compress", f"--workdir={trained_workdir}", f"--input={source}",
+                f"--output={tmp_path / 'never.eic'}", "--refine_steps=-3")
+  assert result.returncode != 0 and "Traceback" not in result.stderr
+  assert "error: refine_steps must be a non-negative integer, got -3" in result.stderr
+  assert not (tmp_path / "never.eic").exists()
