@@ -3,7 +3,7 @@
   python -m eic_jax.main --config=configs/default.py --workdir=DIR            # train
   python -m eic_jax.main --mode=compress --workdir=DIR --input=IMAGE --output=FILE.eic [--verbose]
   python -m eic_jax.main --mode=compress --model=NAME ...    # a shipped model (list_models())
-  python -m eic_jax.main --mode=compress ... --refine_steps=100  # optimise the latents first
+  python -m eic_jax.main --mode=compress ... --refine_steps=500  # optimise the latents first
   python -m eic_jax.main --mode=decompress --workdir=DIR --input=FILE.eic --output=IMAGE.png
   python -m eic_jax.main --mode=evaluate --workdir=DIR[,DIR...] --input='GLOB' --output=rd.json
   python -m eic_jax.main --mode=evaluate --baseline=jpeg|webp --input='GLOB' --output=jpeg.json
