@@ -65,11 +65,13 @@ class Codec:
     x_hat = self.model.apply({"params": params}, y_hat[None], region, method=BLS2017.synthesize)
     return jnp.round(jnp.clip(x_hat[0], 0.0, 255.0)).astype(jnp.uint8)
 
-  def _refine_tile(self, params, y, fixed, variable, pixels, inside, region, key):
+  def _refine_tile(self, params, y, in_signal, variable, pixels, inside, region, key):
     """The latents of one tile window refined where `variable`, for the rate of those latents
-    and the squared error of the pixels `inside`, weighted by the model's λ."""
+    and the squared error of the pixels `inside`, weighted by the model's λ. Elsewhere the
+    decoder sees them rounded, and zero outside the signal (`in_signal`)."""
     density = params["entropy_bottleneck"]["density"]
     pixels = pixels.astype(jnp.float32)
+    fixed = jnp.where(in_signal, entropy_bottleneck.round_around(y, self._medians), 0.0)
 
     def loss(y_hat):
       x_hat = self.model.apply({"params": params}, y_hat[None], region,
@@ -138,9 +140,8 @@ class Codec:
     distortion of the core's pixels, with the latents around it as already coded (tiles
     refined earlier) or as the analysis gave them (later ones)."""
     scale = DOWNSAMPLING
-    medians = self.tables.medians.astype(np.float32)
     y = _pad_for_tiles(y, rows, cols, 1)
-    inside_signal = _pad_for_tiles(np.ones((rows.length, cols.length, 1), bool), rows, cols, 1)
+    in_signal = _pad_for_tiles(np.ones((rows.length, cols.length, 1), bool), rows, cols, 1)
     key = jax.random.PRNGKey(0)  # the same file for the same image, every time
     for index, (top, left, tile_height, tile_width) in enumerate(tiling.windows(rows, cols)):
       latent_window = np.s_[top:top + rows.size, left:left + cols.size]
@@ -149,16 +150,13 @@ class Codec:
       core = np.s_[rows.margin:rows.margin + tile_height, cols.margin:cols.margin + tile_width]
       variable = np.zeros((rows.size, cols.size), bool)
       variable[core] = True
-      # The decoder's input around the core: rounded latents, zero outside the signal.
-      fixed = np.where(inside_signal[latent_window], np.round(y[latent_window] - medians)
-                       + medians, 0.0).astype(np.float32)
       pixel_rows = scale * (top - rows.margin) + np.arange(scale * rows.size)
       pixel_cols = scale * (left - cols.margin) + np.arange(scale * cols.size)
       inside = (np.repeat(np.repeat(variable, scale, 0), scale, 1)
                 & (pixel_rows < height)[:, None] & (pixel_cols < width)[None, :])
       region = np.array([top - rows.margin, left - cols.margin, rows.length, cols.length],
                         np.int32)
-      refined = self._refine(self.params, y[latent_window], fixed, variable,
+      refined = self._refine(self.params, y[latent_window], in_signal[latent_window], variable,
                              padded_image[pixel_window], inside, region,
                              jax.random.fold_in(key, index))
       y[latent_window][core] = np.asarray(refined)[core]

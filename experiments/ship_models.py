@@ -130,8 +130,8 @@ def main(argv) -> None:
     with atomic_files.atomic_write(os.path.join(FLAGS.results, f"{key}.json"), "w") as stream:
       stream.write(rd_curves.dumps(curve))
   published = rd_curves.published("kodak")["balle-2017-iclr-opt-mse"]
-  plots.rd_figure([curves["model"], *([curves["model_refined"]] if FLAGS.refine_steps else []),
-                   curves["jpeg"], curves["webp"],
+  model_curves = [curves[key] for key in ("model", "model_refined") if key in curves]
+  plots.rd_figure([*model_curves, curves["jpeg"], curves["webp"],
                    dict(published, name=published["name"] + " (Kodak)")],
                   os.path.join(FLAGS.results, "rd.png"), title=f"{len(files)} images")
   anchors = [curves["jpeg"], curves["webp"]] + compare.published_anchors()
