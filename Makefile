@@ -1,17 +1,31 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# A second environment for the tests: the newest jax, flax, optax, orbax and NumPy 2, without
+# TensorFlow, as a JAX user's own machine may have them.
+NEWEST_VENV ?= .venv-newest
+NEWEST_PY := $(NEWEST_VENV)/bin/python
 DEMO_DIR ?= runs/demo
 
-.PHONY: install demo test bench clean
+.PHONY: install install-newest demo test bench clean
 
 $(VENV)/installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[coding,test]'
+	touch $@
+
+$(NEWEST_VENV)/installed: pyproject.toml
+	$(PYTHON) -m venv $(NEWEST_VENV)
+	$(NEWEST_PY) -m pip install --quiet --upgrade pip
+	$(NEWEST_PY) -m pip install --quiet --upgrade -e '.[test]'
+	@$(NEWEST_PY) -c 'import importlib.util as u, sys; sys.exit(u.find_spec("tensorflow") is not None)' \
+	    || (echo "$(NEWEST_VENV) must not have TensorFlow"; exit 1)
 	touch $@
 
 install: $(VENV)/installed
+
+install-newest: $(NEWEST_VENV)/installed
 
 DEMO_MODEL ?= bls2017-mse-0.0067
 DEMO_IMAGE = $$($(PY) -c 'from configs import demo; print(demo.DEMO_IMAGE)')
@@ -31,11 +45,15 @@ demo: install
 	    --input=$(DEMO_DIR)/coffee.eic --output=$(DEMO_DIR)/coffee.png
 	@echo "Reconstructions written to $(DEMO_DIR)/coffee-shipped.png and $(DEMO_DIR)/coffee.png"
 
-test: install
-	$(PY) -m pytest -q
+test: install install-newest
+	@echo "== Tests with the range coder (jax < 0.6, TensorFlow 2.17)"
+	$(PY) -m pytest -q -rs
+	@echo "== Tests with the newest jax, flax, optax, orbax and NumPy 2, without TensorFlow"
+	$(NEWEST_PY) -c 'import jax, flax, optax, orbax.checkpoint as o, numpy; print("jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__, "orbax-checkpoint", o.__version__, "numpy", numpy.__version__)'
+	$(NEWEST_PY) -m pytest -q -rs
 
 bench: install
 	$(PY) -m eic_jax.bench
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(NEWEST_VENV) runs

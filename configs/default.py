@@ -25,6 +25,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.valid_glob = ""
   config.patch_size = 256
   config.batch_size = 8
+  # Mirror each training crop left–right with probability 1/2.
+  config.random_flips = False
   # Keep decoded training images in memory (fast; needs RAM for the whole set).
   config.cache_images = True
   config.valid_patch_size = 256
@@ -36,6 +38,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.learning_rate_schedule = "constant"
   config.learning_rate_boundaries = (0.8,)  # fractions of num_train_steps, for piecewise
   config.num_train_steps = 1_000_000
+  # Wall-clock seconds after which training stops early with a checkpoint and an export, to be
+  # resumed by the same command (0: no limit).
+  config.time_limit_s = 0
   config.seed = 0
   # A workdir or shipped model whose export starts training when the workdir has no checkpoint.
   config.init_from = ""

@@ -1,16 +1,20 @@
 """Benchmark: python -m eic_jax.bench [--json] [--workdir=DIR], from the repository root.
 
 Measures, after compilation (compile times are reported apart):
-- training: seconds per step and images per second, batch 8, 256x256, N=128 and N=192, and
-  the same step of a plain TensorFlow implementation on the same machine (eic_jax.tf_reference);
-- the compute floor of that step: its floating-point operations (XLA's cost analysis) over the
+- training: milliseconds per step and images per second, 256x256 crops, N=128 and N=192, for
+  each of --batch_sizes, and the same step of a plain TensorFlow implementation on the same
+  machine (eic_jax.tf_reference, batch 8);
+- the compute floor of the step: its floating-point operations (XLA's cost analysis) over the
   rate of a large dense matrix product on the same machine, which no step can beat;
+- the analysis and synthesis transforms of a 768x512 image, N=128, without entropy coding;
 - coding a 768x512 photograph: compress and decompress milliseconds, the share of compress
   time spent in entropy coding, and the compute floors of analysis and synthesis; compress
   with the latents refined for the default number of steps;
 - scaling: compress and decompress of 0.25 to 24 megapixel images, milliseconds per megapixel
   and peak resident memory, each size in a fresh process so its peak is its own.
 
+Training and the transforms need no TensorFlow; the TensorFlow reference, coding and scaling
+need it (the [coding] extra) and are left out, with a note, where it is not installed.
 Coding uses the model of --workdir when given (a trained model codes at a realistic rate), else
 a freshly initialised one.
 """
@@ -28,20 +32,28 @@ import time
 from absl import app
 from absl import flags
 import jax
+import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 import skimage.data
 
 from configs import default as default_config
 from eic_jax import codec as codec_lib
+from eic_jax import input_pipeline
 from eic_jax import latent_refinement
 from eic_jax import range_coding
+from eic_jax import tensorflow_setup
 from eic_jax import train
+from eic_jax.bls2017 import BLS2017
 
 flags.DEFINE_bool("json", False, "Print one JSON object instead of tables.")
 flags.DEFINE_integer("repeats", 10, "Timed repetitions of each measurement.")
 flags.DEFINE_string("workdir", None, "A trained workdir for the coding measurements.")
 flags.DEFINE_list("megapixels", ["0.25", "1", "4", "16", "24"], "Sizes of the scaling table.")
+flags.DEFINE_list("batch_sizes", ["8"], "Batch sizes of the training table.")
+flags.DEFINE_bool("coding", True, "Also measure coding and scaling (needs the range coder).")
+flags.DEFINE_string("loader_glob", None, "Photographs for the loader's crops per second "
+                    "(default: eight photographs inside scikit-image, 512x768).")
 flags.DEFINE_bool("tf_reference", True, "Also time the TensorFlow reference training step.")
 flags.DEFINE_float("scaling_child", None, "Internal: measure one size and print JSON.")
 FLAGS = flags.FLAGS
@@ -81,8 +93,8 @@ def bench_train_step(num_filters: int, repeats: int, batch_size: int = 8,
   config = default_config.get_config()
   config.num_filters = num_filters
   state = train.create_train_state(config, jax.random.PRNGKey(0))
-  batch = np.random.default_rng(0).integers(0, 256, (batch_size, patch_size, patch_size, 3),
-                                            dtype=np.uint8)
+  batch = jax.device_put(np.random.default_rng(0).integers(
+      0, 256, (batch_size, patch_size, patch_size, 3), dtype=np.uint8))
   step = jax.jit(functools.partial(train.train_step, lmbda=config.lmbda))
   rng = jax.random.PRNGKey(1)
   start = time.perf_counter()
@@ -90,9 +102,55 @@ def bench_train_step(num_filters: int, repeats: int, batch_size: int = 8,
   compile_s = time.perf_counter() - start
   seconds = _median_seconds(lambda: compiled(state, batch, rng), repeats)
   gflop = gflop_of(compiled)
-  return {"train_step_s": seconds, "train_images_per_s": batch_size / seconds,
-          "train_compile_s": compile_s, "train_step_gflop": gflop,
-          "train_gflop_per_s": gflop / seconds}
+  return {"num_filters": num_filters, "batch_size": batch_size, "train_step_s": seconds,
+          "train_images_per_s": batch_size / seconds, "train_compile_s": compile_s,
+          "train_step_gflop": gflop, "train_gflop_per_s": gflop / seconds}
+
+
+def bench_transforms(repeats: int, num_filters: int = 128, height: int = 512,
+                     width: int = 768) -> dict:
+  """Analysis and synthesis of one height x width image, compiled, without entropy coding."""
+  config = default_config.get_config()
+  config.num_filters = num_filters
+  model = train.create_model(config)
+  params = train.init_params(model, jax.random.PRNGKey(0))
+  image = jax.device_put(photograph(height, width).astype(np.float32)[None])
+  analyze = jax.jit(lambda p, x: model.apply({"params": p}, x, method=BLS2017.analyze))
+  synthesize = jax.jit(lambda p, y: model.apply({"params": p}, jnp.round(y),
+                                                method=BLS2017.synthesize))
+  start = time.perf_counter()
+  latents = jax.block_until_ready(analyze(params, image))
+  jax.block_until_ready(synthesize(params, latents))
+  compile_s = time.perf_counter() - start
+  return {"transforms_size": f"{width}x{height}",
+          "analysis_ms": 1e3 * _median_seconds(lambda: analyze(params, image), repeats),
+          "synthesis_ms": 1e3 * _median_seconds(lambda: synthesize(params, latents), repeats),
+          "transforms_compile_s": compile_s}
+
+
+def bench_loader(patterns: str | None, threads: int, batch_size: int = 32,
+                 patch_size: int = 256, batches: int = 200) -> dict:
+  """Random 256x256 crops per second of the training loader from decoded images, with
+  `threads` threads, and the seconds its first decoding of the images took."""
+  start = time.perf_counter()
+  if patterns:
+    loaders = input_pipeline.image_loaders(patterns, patch_size)
+  else:
+    loaders = [lambda name=name: np.asarray(Image.fromarray(getattr(skimage.data, name)())
+                                            .convert("RGB").resize((768, 512)))
+               for name in ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field",
+                            "retina", "immunohistochemistry", "page")]
+  crops = input_pipeline.RandomCrops(loaders, batch_size, patch_size, seed=0, flips=True,
+                                     threads=threads)
+  decode_s = time.perf_counter() - start
+  iterator = iter(crops)
+  next(iterator)
+  start = time.perf_counter()
+  for _ in range(batches):
+    next(iterator)
+  return {"loader_threads": threads, "loader_images": len(loaders),
+          "loader_decode_s": decode_s,
+          "loader_crops_per_s": batches * batch_size / (time.perf_counter() - start)}
 
 
 def gflop_of(compiled) -> float:
@@ -215,33 +273,54 @@ def main(argv) -> None:
     reset_peak_rss()
     print(json.dumps(measure_size(load_codec(FLAGS.workdir), FLAGS.scaling_child)))
     return
-  results = {"backend": jax.default_backend(), "device": jax.devices()[0].device_kind,
-             "cpu": cpu_model(), "cpu_cores": len(os.sched_getaffinity(0)),
-             "machine": platform.machine(),
-             "model": FLAGS.workdir or "freshly initialised, N=128"}
-  results.update(bench_train_step(128, FLAGS.repeats))
+  results = {"date": time.strftime("%Y-%m-%d"), "backend": jax.default_backend(),
+             "device": jax.devices()[0].device_kind, "cpu": cpu_model(),
+             "cpu_cores": len(os.sched_getaffinity(0)), "machine": platform.machine(),
+             "jax": jax.__version__, "model": FLAGS.workdir or "freshly initialised, N=128"}
+  notes = []
+  training = [bench_train_step(n, FLAGS.repeats, int(b))
+              for n in (128, 192) for b in FLAGS.batch_sizes]
   results["matmul_gflop_per_s"] = bench_matmul(FLAGS.repeats)
-  results["train_step_floor_s"] = results["train_step_gflop"] / results["matmul_gflop_per_s"]
-  if FLAGS.tf_reference:
+  results["train_step_floor_s"] = training[0]["train_step_gflop"] / results[
+      "matmul_gflop_per_s"]
+  if FLAGS.tf_reference and tensorflow_setup.tensorflow_available():
     reference = bench_tf_reference(FLAGS.repeats)
     results["tf_reference_step_s"] = reference["tf_reference_step_s"]
-    results["train_speedup_vs_tf_reference"] = (reference["tf_reference_step_s"]
-                                                / results["train_step_s"])
-  n192 = bench_train_step(192, FLAGS.repeats)
-  results.update({f"{key}_n192": value for key, value in n192.items()})
-  results.update(bench_codec(load_codec(FLAGS.workdir), FLAGS.repeats,
-                             results["matmul_gflop_per_s"]))
-  results["peak_rss_mb"] = peak_rss_mb()
-  scaling = bench_scaling(FLAGS.megapixels, FLAGS.workdir)
+    eight = [row for row in training if row["batch_size"] == 8 and row["num_filters"] == 128]
+    if eight:
+      results["train_speedup_vs_tf_reference"] = (reference["tf_reference_step_s"]
+                                                  / eight[0]["train_step_s"])
+  elif FLAGS.tf_reference:
+    notes.append("TensorFlow reference left out: TensorFlow is not installed")
+  results.update(bench_transforms(FLAGS.repeats))
+  cores = len(os.sched_getaffinity(0))
+  loader = [bench_loader(FLAGS.loader_glob, threads) for threads in sorted({1, cores})]
+  scaling = []
+  if FLAGS.coding and tensorflow_setup.coding_available():
+    results.update(bench_codec(load_codec(FLAGS.workdir), FLAGS.repeats,
+                               results["matmul_gflop_per_s"]))
+    results["peak_rss_mb"] = peak_rss_mb()
+    scaling = bench_scaling(FLAGS.megapixels, FLAGS.workdir)
+  elif FLAGS.coding:
+    notes.append("coding and scaling left out: the range coder is not installed "
+                 f"({tensorflow_setup.CODING_INSTALL})")
   if FLAGS.json:
-    print(json.dumps({**results, "scaling": scaling}))
+    print(json.dumps({**results, "training": training, "loader": loader, "scaling": scaling,
+                      "notes": notes}))
     return
   width = max(len(k) for k in results)
   for name, value in results.items():
     print(f"{name:<{width}}  {value:.4g}" if isinstance(value, float) else
           f"{name:<{width}}  {value}")
   print()
-  _print_table(scaling)
+  _print_table(training)
+  print()
+  _print_table(loader)
+  if scaling:
+    print()
+    _print_table(scaling)
+  for note in notes:
+    print(f"note: {note}")
 
 
 if __name__ == "__main__":

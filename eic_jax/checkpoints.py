@@ -3,6 +3,11 @@
 WORKDIR/config.json           the configuration of the run
 WORKDIR/checkpoints/<step>/   training state (parameters, optimiser state, step)
 WORKDIR/export/<step>/        inference only: parameters and the integer coding tables
+WORKDIR/metrics.jsonl         training and validation scalars (see training_log.py)
+
+An export written where the range coder is not installed holds the parameters only; the codec
+adds the coding tables where it is (codec.load_codec), by the same rule that exports a newer
+training checkpoint.
 """
 
 import json
@@ -20,6 +25,7 @@ import orbax.checkpoint as ocp
 from eic_jax import atomic_files
 from eic_jax import log_filters
 from eic_jax import range_coding
+from eic_jax import tensorflow_setup
 
 # Also for notebooks and scripts that never go through main.
 log_filters.quiet_libraries()
@@ -114,30 +120,42 @@ def latest_step(workdir: str, folder: str = CHECKPOINT_DIR) -> int | None:
     return manager.latest_step()
 
 
-def save_export(workdir: str, params: Any, step: int, tail_mass: float) -> None:
-  """Builds the integer coding tables from `params` and writes the inference-only export."""
-  tables = range_coding.build_tables(params["entropy_bottleneck"]["density"], tail_mass)
+def save_export(workdir: str, params: Any, step: int, tail_mass: float
+                ) -> range_coding.CodingTables | None:
+  """Writes the inference-only export: `params` and, where the range coder is installed, the
+  integer coding tables built from them, which it returns."""
+  items = {"params": ocp.args.StandardSave(jax.device_get(params))}
+  tables = None
+  if tensorflow_setup.coding_available():
+    tables = range_coding.build_tables(params["entropy_bottleneck"]["density"], tail_mass)
+    items["coding_tables"] = ocp.args.StandardSave(tables.as_dict())
   with _manager(workdir, EXPORT_DIR, 1) as manager:
-    manager.save(step, args=ocp.args.Composite(
-        params=ocp.args.StandardSave(jax.device_get(params)),
-        coding_tables=ocp.args.StandardSave(tables.as_dict())), force=True)
+    if step in manager.all_steps():
+      manager.delete(step)  # an export of the same step, written before the tables existed
+    manager.save(step, args=ocp.args.Composite(**items), force=True)
     manager.wait_until_finished()
-  logging.info("Exported step %d with coding tables to %s", step,
+  logging.info("Exported step %d %s to %s", step,
+               "with coding tables" if "coding_tables" in items else
+               "without coding tables (the range coder is not installed)",
                os.path.join(workdir, EXPORT_DIR))
+  return tables
 
 
 def _zeros_like_metadata(metadata: Any) -> Any:
   return jax.tree_util.tree_map(lambda m: np.zeros(m.shape, m.dtype), metadata)
 
 
-def restore_export(workdir: str) -> tuple[Any, range_coding.CodingTables, int]:
-  """Parameters, coding tables and step of the latest export."""
+def restore_export(workdir: str) -> tuple[Any, range_coding.CodingTables | None, int]:
+  """Parameters, coding tables (None in an export written without the range coder) and step of
+  the latest export."""
   step = latest_step(workdir, EXPORT_DIR)
   if step is None:
     raise FileNotFoundError(f"{workdir} has no export")
   with _manager(workdir, EXPORT_DIR, None, read_only=True) as manager:
     metadata = manager.item_metadata(step)
-    restored = manager.restore(step, args=ocp.args.Composite(
-        params=ocp.args.StandardRestore(_zeros_like_metadata(metadata["params"])),
-        coding_tables=ocp.args.StandardRestore(_zeros_like_metadata(metadata["coding_tables"]))))
-  return restored.params, range_coding.CodingTables.from_dict(restored.coding_tables), step
+    items = {name: ocp.args.StandardRestore(_zeros_like_metadata(metadata[name]))
+             for name in _ITEMS[EXPORT_DIR] if metadata.get(name) is not None}
+    restored = manager.restore(step, args=ocp.args.Composite(**items))
+  tables = restored.get("coding_tables")
+  return (restored["params"],
+          None if tables is None else range_coding.CodingTables.from_dict(tables), step)

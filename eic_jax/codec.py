@@ -1,8 +1,9 @@
 """Image codec from a trained model: load_codec, compress and decompress.
 
 The codec reads a workdir's export (parameters and integer coding tables; see checkpoints.py).
-Training writes the export at its end; `load_codec` writes it on first use when the latest
-training checkpoint is newer, e.g. after an interrupted run.
+Training writes the export at its end; `load_codec` brings it up to date on first use: it
+exports the latest training checkpoint when that is newer (e.g. after an interrupted run), and
+adds the coding tables to an export written where the range coder was not installed.
 """
 
 import hashlib
@@ -24,6 +25,7 @@ from eic_jax import image_io
 from eic_jax import latent_refinement
 from eic_jax import models
 from eic_jax import range_coding
+from eic_jax import tensorflow_setup
 from eic_jax import tiling
 from eic_jax import train
 from eic_jax.bls2017 import BLS2017, DOWNSAMPLING
@@ -249,30 +251,36 @@ def _fingerprint(tables: range_coding.CodingTables, synthesis_params: Any) -> by
   return digest.digest()[:bitstream.FINGERPRINT_SIZE]
 
 
-def export(workdir: str) -> int:
-  """Exports the latest training checkpoint of `workdir` (parameters and coding tables)."""
+def export(workdir: str) -> tuple[Any, range_coding.CodingTables | None, int]:
+  """Exports the latest training checkpoint of `workdir`: parameters and, where the range coder
+  is installed, coding tables. Returns them with the step."""
   config = checkpoints.load_config(workdir)
   with checkpoints.checkpoint_manager(workdir) as manager:
     if manager.latest_step() is None:
       raise FileNotFoundError(f"{workdir} has no checkpoint to export")
     state = checkpoints.restore_state(
         manager, train.create_train_state(config, jax.random.PRNGKey(0)))
-  checkpoints.save_export(workdir, state.params, int(state.step), config.tail_mass)
-  return int(state.step)
+  tables = checkpoints.save_export(workdir, state.params, int(state.step), config.tail_mass)
+  return state.params, tables, int(state.step)
 
 
 def load_codec(workdir: str, max_pixels: int = DEFAULT_MAX_PIXELS, refine_steps: int = 0
                ) -> Codec:
   """Restores a codec from a training workdir or a shipped model's name (see list_models),
-  exporting a workdir's latest checkpoint first if the export is older. `refine_steps`: see
+  bringing the export up to date first (see the module's docstring). `refine_steps`: see
   Codec."""
   workdir = models.resolve(workdir)
   config = checkpoints.load_config(workdir)
   trained = checkpoints.latest_step(workdir)
   exported = checkpoints.latest_step(workdir, checkpoints.EXPORT_DIR)
   if trained is not None and (exported is None or trained > exported):
-    export(workdir)
-  params, tables, _ = checkpoints.restore_export(workdir)
+    tensorflow_setup.require_coding(f"a codec for {workdir}")
+    params, tables, _ = export(workdir)
+  else:
+    params, tables, step = checkpoints.restore_export(workdir)
+    if tables is None:
+      tensorflow_setup.require_coding(f"building the coding tables of {workdir}")
+      tables = checkpoints.save_export(workdir, params, step, config.tail_mass)
   return Codec(config, params, tables, max_pixels, refine_steps=refine_steps)
 
 

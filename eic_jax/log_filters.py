@@ -14,7 +14,8 @@ class _QuietLibraries(logging.Filter):
   def filter(self, record: logging.LogRecord) -> bool:
     if not any(part in record.pathname for part in _NOISY_PATHS):
       return True
-    if str(record.msg).startswith("Given directory is read only"):
+    if str(record.msg).startswith(("Given directory is read only",
+                                   "CheckpointManagerOptions.read_only=True")):
       return False
     return record.levelno >= logging.WARNING
 

@@ -30,6 +30,7 @@ from eic_jax import log_filters
 from eic_jax import parallel
 from eic_jax import rd_curves
 from eic_jax import report
+from eic_jax import tensorflow_setup
 from eic_jax import train
 
 FLAGS = flags.FLAGS
@@ -97,6 +98,7 @@ def _load_codec(name: str):
 
 def _compress() -> None:
   _required("input", "output")
+  tensorflow_setup.require_coding("--mode=compress")
   codec = _load_codec(_models()[0])
   image = image_io.read_image(FLAGS.input, codec.max_pixels)
   if FLAGS.verbose:
@@ -111,6 +113,7 @@ def _compress() -> None:
 
 def _decompress() -> None:
   _required("input", "output")
+  tensorflow_setup.require_coding("--mode=decompress")
   codec = _load_codec(_models()[0])
   try:
     with open(FLAGS.input, "rb") as stream:
@@ -130,6 +133,7 @@ def _evaluate() -> None:
   if FLAGS.baseline:
     curve = evaluation.evaluate_baseline(FLAGS.baseline, files)
   else:
+    tensorflow_setup.require_coding("--mode=evaluate with a model (real bitstreams)")
     names = _models()
     curve = evaluation.evaluate_codecs([_load_codec(n) for n in names], names, files)
   if FLAGS.name:
@@ -160,7 +164,8 @@ def main(argv) -> None:
   try:
     {"train": _train, "compress": _compress, "decompress": _decompress,
      "evaluate": _evaluate, "compare": _compare}[FLAGS.mode]()
-  except (ValueError, FileNotFoundError, FloatingPointError, OSError) as error:
+  except (ValueError, FileNotFoundError, FloatingPointError, OSError,
+          tensorflow_setup.MissingDependencyError) as error:
     print(f"error: {error}", file=sys.stderr)
     sys.exit(1)
 

@@ -1,6 +1,5 @@
 """Figures: rate–distortion curves, training curves, learned PMFs, reconstructions."""
 
-import glob
 import os
 from typing import Sequence
 
@@ -9,6 +8,7 @@ import numpy as np
 
 from eic_jax import atomic_files
 from eic_jax import rd_curves
+from eic_jax import training_log
 
 
 def _save(figure, path: str) -> None:
@@ -42,32 +42,9 @@ def rd_figure(curves: Sequence[dict], path: str, title: str = "") -> None:
   _save(figure, path)
 
 
-def read_scalars(workdir: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-  """Scalar series {tag: (steps, values)} from a workdir's TensorBoard event files."""
-  from eic_jax.tensorflow_setup import tf  # pylint: disable=import-outside-toplevel
-  series: dict[str, dict[int, float]] = {}
-  for path in sorted(glob.glob(os.path.join(workdir, "events.out.tfevents.*"))):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for value in event.summary.value:
-        if value.HasField("tensor"):
-          array = tf.make_ndarray(value.tensor)
-          if array.size != 1 or array.dtype.kind not in "fiu":
-            continue  # text and hyperparameter summaries
-          number = float(array.reshape(()))
-        elif value.HasField("simple_value"):
-          number = value.simple_value
-        else:
-          continue
-        series.setdefault(value.tag, {})[event.step] = number
-  if not series:
-    raise FileNotFoundError(f"{workdir} has no TensorBoard event files")
-  return {tag: (np.array(sorted(points)), np.array([points[s] for s in sorted(points)]))
-          for tag, points in series.items()}
-
-
 def training_figure(workdir: str, path: str) -> None:
   """bpp, MSE and loss against step, training and validation."""
-  scalars = read_scalars(workdir)
+  scalars = training_log.read_scalars(workdir)
   figure, axes = plt.subplots(1, 3, figsize=(15, 4))
   for axis, metric in zip(axes, ("bpp", "mse", "loss")):
     for split in ("train", "valid"):

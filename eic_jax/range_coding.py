@@ -6,7 +6,9 @@ negated precision in the lookup), any integer outside that range is coded after 
 an Elias gamma code, so every latent codes losslessly however far out it lies.
 
 The quantised CDFs are integers computed once and stored; encoding and decoding read them and
-never recompute them from floating point, whose results differ between machines.
+never recompute them from floating point, whose results differ between machines. Building
+tables and coding need the range coder (the [coding] extra); the tables themselves are plain
+arrays that load anywhere.
 """
 
 import dataclasses
@@ -18,8 +20,7 @@ import numpy as np
 from eic_jax import deep_factorized
 from eic_jax.bitstream import BitstreamError
 from eic_jax import entropy_bottleneck
-from eic_jax.tensorflow_setup import tf
-import tensorflow_compression_ops as tfc_ops
+from eic_jax import tensorflow_setup
 
 PRECISION = 16
 # The escape symbol must fit in a 16-bit CDF alongside the regular ones.
@@ -60,6 +61,7 @@ class CodingTables:
 def build_tables(density: dict, tail_mass: float = entropy_bottleneck.DEFAULT_TAIL_MASS,
                  precision: int = PRECISION) -> CodingTables:
   """Quantised CDF tables for every channel of a deep factorized density."""
+  _, tfc_ops = tensorflow_setup.coding_ops()
   density = jax.tree_util.tree_map(jnp.asarray, density)
   quantiles = np.asarray(entropy_bottleneck.quantiles(density, tail_mass))
   medians = quantiles[:, 1].astype(np.float32)
@@ -86,12 +88,13 @@ def build_tables(density: dict, tail_mass: float = entropy_bottleneck.DEFAULT_TA
   return CodingTables(lookup=lookup, minima=minima, medians=medians)
 
 
-def _channel_index(shape: tuple[int, ...]) -> tf.Tensor:
-  return tf.broadcast_to(tf.range(shape[-1], dtype=tf.int32), shape)
+def _channel_index(shape: tuple[int, ...]) -> np.ndarray:
+  return np.broadcast_to(np.arange(shape[-1], dtype=np.int32), shape)
 
 
 def encode(symbols: np.ndarray, tables: CodingTables) -> bytes:
   """Range-codes integer latents (…, channels) into one byte string."""
+  _, tfc_ops = tensorflow_setup.coding_ops()
   symbols = np.asarray(symbols, np.int32)
   index = _channel_index(symbols.shape)
   handle = tfc_ops.create_range_encoder([], tables.lookup)
@@ -101,6 +104,7 @@ def encode(symbols: np.ndarray, tables: CodingTables) -> bytes:
 
 def decode(data: bytes, tables: CodingTables, shape: tuple[int, ...]) -> np.ndarray:
   """Decodes integer latents of `shape` (…, channels); raises CodingError on a broken stream."""
+  tf, tfc_ops = tensorflow_setup.coding_ops()
   index = _channel_index(shape)
   try:
     handle = tfc_ops.create_range_decoder(data, tables.lookup)

@@ -1,15 +1,64 @@
-"""Imports TensorFlow for data pipelines, TensorBoard and range coding only.
+"""TensorFlow, imported only where it is needed: the range coder (tensorflow-compression-ops)
+that writes and reads the bits, TensorBoard event files and tensorflow-datasets.
 
-JAX owns the accelerators: TensorFlow is kept off every GPU and TPU. Import this module before
-anything that imports TensorFlow (clu's metric writers do).
+Everything else (model, training, checkpoints, the transforms) runs without it, on any current
+JAX. When TensorFlow is imported, JAX keeps the accelerators: TensorFlow is kept off every GPU
+and TPU.
 """
 
-import tensorflow as tf
+import functools
+import importlib.util
+from types import ModuleType
 
-tf.config.set_visible_devices([], "GPU")
-try:
-  tf.config.set_visible_devices([], "TPU")
-except (ValueError, RuntimeError):
-  pass
+CODING_INSTALL = "pip install 'eic_jax[coding]' (in a checkout: pip install -e '.[coding]')"
 
-__all__ = ["tf"]
+
+class MissingDependencyError(ImportError):
+  """An optional dependency is not installed; the message names the install command."""
+
+
+def tensorflow_available() -> bool:
+  """Whether TensorFlow can be imported, without importing it."""
+  return importlib.util.find_spec("tensorflow") is not None
+
+
+def coding_available() -> bool:
+  """Whether the range coder (TensorFlow and tensorflow-compression-ops) is installed."""
+  return (tensorflow_available()
+          and importlib.util.find_spec("tensorflow_compression_ops") is not None)
+
+
+@functools.cache
+def _import_tensorflow() -> ModuleType:
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  tf.config.set_visible_devices([], "GPU")
+  try:
+    tf.config.set_visible_devices([], "TPU")
+  except (ValueError, RuntimeError):
+    pass
+  return tf
+
+
+def tensorflow(purpose: str = "this") -> ModuleType:
+  """The TensorFlow module, kept off the accelerators; `purpose` names what needs it."""
+  try:
+    return _import_tensorflow()
+  except ImportError as error:
+    raise MissingDependencyError(
+        f"{purpose} needs TensorFlow, which is not installed: {CODING_INSTALL}") from error
+
+
+def require_coding(purpose: str = "writing and reading .eic bits") -> None:
+  """Raises MissingDependencyError, one line, unless the range coder is installed."""
+  if not coding_available():
+    raise MissingDependencyError(
+        f"{purpose} needs the range coder (TensorFlow 2.17 and tensorflow-compression-ops), "
+        f"which is not installed: {CODING_INSTALL}")
+
+
+def coding_ops() -> tuple[ModuleType, ModuleType]:
+  """(tensorflow, tensorflow_compression_ops), or MissingDependencyError."""
+  require_coding()
+  tf = tensorflow("the range coder")
+  import tensorflow_compression_ops as tfc_ops  # pylint: disable=import-outside-toplevel
+  return tf, tfc_ops

@@ -17,8 +17,9 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from eic_jax.tensorflow_setup import tf
+from eic_jax import tensorflow_setup
 
+tf = tensorflow_setup.tensorflow("the TensorFlow reference step")
 FLAGS = flags.FLAGS
 DENSITY_HIDDEN = (3, 3, 3)
 LMBDA = 0.01

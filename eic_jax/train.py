@@ -3,16 +3,14 @@
 import functools
 import logging
 import math
+import time
 from typing import Any
 
-from eic_jax.tensorflow_setup import tf  # noqa: F401  (before clu, which imports TensorFlow)
-
-from clu import metric_writers
 from clu import metrics
-from clu import periodic_actions
 import flax
 from flax.training import train_state
 import jax
+from jax.experimental import multihost_utils
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -22,6 +20,7 @@ from eic_jax import checkpoints
 from eic_jax import input_pipeline
 from eic_jax import models
 from eic_jax import parallel
+from eic_jax import training_log
 from eic_jax.bls2017 import BLS2017
 
 
@@ -155,6 +154,29 @@ def schedule_at_step(opt_state: Any, step: int) -> Any:
                                 is_leaf=lambda node: isinstance(node, optax.ScaleByScheduleState))
 
 
+def _check_finite(step_and_loss: tuple[int, jax.Array] | None, manager) -> None:
+  if step_and_loss is None:
+    return
+  step, loss = step_and_loss
+  loss = float(loss)
+  if not math.isfinite(loss):
+    raise FloatingPointError(
+        f"Training diverged at step {step}: the loss is {loss}. The last good checkpoint "
+        f"(step {manager.latest_step()}) is kept in {manager.directory}; lower "
+        "learning_rate or lmbda and run again.")
+
+
+def _past(deadline: float) -> bool:
+  """Whether `deadline` (time.monotonic) has passed, as process 0 sees it: every process stops
+  at the same step."""
+  if deadline == math.inf:
+    return False
+  past = time.monotonic() > deadline
+  if jax.process_count() > 1:
+    past = bool(multihost_utils.broadcast_one_to_all(np.array(past)))
+  return past
+
+
 def _periodic(step: int, every: int, last_step: int) -> bool:
   return step == last_step or (every > 0 and step % every == 0)
 
@@ -164,20 +186,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   """Trains in `workdir`, resuming from its latest checkpoint, and returns the final state.
 
   Data-parallel over every device (see parallel.py); `config.batch_size` is the global batch.
-  At the end, the final parameters are exported with their coding tables for compression.
+  At the end, the final parameters are exported for compression, with their coding tables
+  where the range coder is installed (see checkpoints.py).
   """
   check_quantization(config.quantization)
   checkpoints.ensure_writable(workdir)
   mesh = parallel.create_mesh()
   local_batch_size = parallel.local_batch_size(config.batch_size, mesh)
   replicated = parallel.replicated(mesh)
-  writer = metric_writers.create_default_writer(
-      workdir, just_logging=jax.process_index() > 0)
   checkpoints.save_config(config, workdir)
   rng = jax.random.PRNGKey(config.seed)
   init_rng, noise_rng = jax.random.split(rng)
   state = jax.device_put(create_train_state(config, init_rng), replicated)
   manager = checkpoints.checkpoint_manager(workdir, config.max_checkpoints_to_keep)
+  writer = None
   try:
     restored = checkpoints.restore_latest_good(manager, state)
     if restored is not None:
@@ -190,10 +212,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       logging.info("Already trained for %d steps", initial_step)
       return state
 
-    batches = input_pipeline.train_dataset(
+    batches = input_pipeline.train_batches(
         config.train_glob, local_batch_size, config.patch_size,
         config.seed + initial_step * jax.process_count() + jax.process_index(),
-        config.cache_images).as_numpy_iterator()
+        cache=config.cache_images, flips=config.random_flips)
     valid_images = (input_pipeline.validation_images(
         config.valid_glob, config.valid_patch_size, config.num_valid_images)
                     if config.valid_glob else None)
@@ -204,41 +226,51 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                       in_shardings=(replicated, parallel.batch_sharding(mesh), replicated),
                       out_shardings=(replicated, replicated))
     eval_fn = jax.jit(functools.partial(eval_step, state.apply_fn, lmbda=config.lmbda))
+    writer = training_log.TrainingLog(workdir, config.num_train_steps, initial_step,
+                                      files=jax.process_index() == 0)
     writer.write_hparams({k: v for k, v in config.items() if isinstance(v, (int, float, str))})
-    report_progress = periodic_actions.ReportProgress(
-        num_train_steps=config.num_train_steps, writer=writer,
-        every_steps=config.log_every_steps)
 
     train_metrics = None
+    unchecked = None  # (step, loss) not yet read back
+    deadline = time.monotonic() + config.time_limit_s if config.time_limit_s > 0 else math.inf
     for step in range(initial_step + 1, config.num_train_steps + 1):
       with jax.profiler.StepTraceAnnotation("train", step_num=step):
         batch = parallel.global_batch(next(batches), mesh)
         state, outputs = step_fn(state, batch, jax.random.fold_in(noise_rng, step))
-      loss = float(outputs["loss"])
-      if not math.isfinite(loss):
-        raise FloatingPointError(
-            f"Training diverged at step {step}: the loss is {loss}. The last good checkpoint "
-            f"(step {manager.latest_step()}) is kept in {manager.directory}; lower "
-            "learning_rate or lmbda and run again.")
+      # The previous step's loss is read while this one runs, so the accelerator never waits
+      # for the host; a state is checked before it is saved or reported.
+      _check_finite(unchecked, manager)
+      unchecked = (step, outputs["loss"])
       update = Metrics.single_from_model_output(**outputs)
       train_metrics = update if train_metrics is None else train_metrics.merge(update)
-      report_progress(step)
-      if _periodic(step, config.log_every_steps, config.num_train_steps):
+      last_step = config.num_train_steps
+      if _past(deadline):
+        last_step = step
+        logging.info("Stopping at step %d: the time limit of %g s is reached", step,
+                     config.time_limit_s)
+      log = _periodic(step, config.log_every_steps, last_step)
+      evaluate_now = valid_images is not None and _periodic(step, config.eval_every_steps,
+                                                            last_step)
+      save = _periodic(step, config.checkpoint_every_steps, last_step)
+      if log or evaluate_now or save:
+        _check_finite(unchecked, manager)
+        unchecked = None
+      if log:
         writer.write_scalars(step, {f"train_{name}": value for name, value
                                     in train_metrics.compute().items()})
         train_metrics = None
-      if valid_images is not None and _periodic(step, config.eval_every_steps,
-                                                config.num_train_steps):
-        with report_progress.timed("eval"):
-          scores = evaluate(eval_fn, state.params, valid_images, config.batch_size)
+      if evaluate_now:
+        scores = evaluate(eval_fn, state.params, valid_images, config.batch_size)
         writer.write_scalars(step, {f"valid_{name}": value for name, value in scores.items()})
-      if _periodic(step, config.checkpoint_every_steps, config.num_train_steps):
-        with report_progress.timed("checkpoint"):
-          checkpoints.save_state(manager, step, state)
+      if save:
+        checkpoints.save_state(manager, step, state)
+      if step == last_step:
+        break
     checkpoints.save_export(workdir, parallel.to_host(state.params), int(state.step),
                             config.tail_mass)
     return state
   finally:
     manager.wait_until_finished()
     manager.close()
-    writer.close()
+    if writer is not None:
+      writer.close()

@@ -38,6 +38,7 @@ from eic_jax import plots  # noqa: E402
 from eic_jax import rd_curves  # noqa: E402
 from eic_jax import report  # noqa: E402
 from eic_jax import train  # noqa: E402
+from eic_jax import training_log  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("workdirs", None, "Trained workdirs, one per λ.")
@@ -81,7 +82,7 @@ def _earlier_stages(config) -> list[dict]:
 
 
 def _training_record(workdir: str, config) -> dict:
-  scalars = plots.read_scalars(workdir)
+  scalars = training_log.read_scalars(workdir)
   last = {tag: float(values[-1]) for tag, (_, values) in scalars.items()
           if tag.startswith("valid_")}
   steps = {tag: int(steps[-1]) for tag, (steps, _) in scalars.items() if tag.startswith("valid_")}

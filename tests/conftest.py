@@ -14,6 +14,21 @@ sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from eic_jax import tensorflow_setup  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+  """Tests marked `coding` need the range coder; where it is not installed they are skipped
+  with the reason in the summary (pytest -rs)."""
+  del config
+  if tensorflow_setup.coding_available():
+    return
+  skip = pytest.mark.skip(reason="needs the range coder (TensorFlow 2.17, "
+                          "tensorflow-compression-ops): the [coding] extra")
+  for item in items:
+    if "coding" in item.keywords:
+      item.add_marker(skip)
+
 
 def photo(name: str = "astronaut", size: tuple[int, int] | None = None) -> np.ndarray:
   """A uint8 RGB photograph from scikit-image, optionally cropped to (height, width)."""

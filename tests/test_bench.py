@@ -1,5 +1,7 @@
 """The benchmark's compute floors count the work the training step and the transforms really do."""
 
+import pytest
+
 from eic_jax import bench
 from eic_jax import bls2017
 
@@ -22,6 +24,7 @@ def test_train_step_flops_cover_all_convolutions_without_waste():
   assert result["train_gflop_per_s"] > 0
 
 
+@pytest.mark.coding
 def test_codec_floors_count_the_transforms_of_every_tile():
   codec = bench.load_codec(None)
   size = 256
@@ -32,3 +35,11 @@ def test_codec_floors_count_the_transforms_of_every_tile():
     ratio = bench.gflop_of(compiled) * 1e9 / convolution_flops
     assert 1.0 < ratio < 1.4
   assert codec.compiled_transforms(3 * codec.max_tile * bls2017.DOWNSAMPLING, size)[2] > 1
+
+
+def test_transforms_and_loader_are_measured_without_the_range_coder():
+  transforms = bench.bench_transforms(repeats=2, num_filters=16, height=64, width=96)
+  assert transforms["transforms_size"] == "96x64"
+  assert transforms["analysis_ms"] > 0 and transforms["synthesis_ms"] > 0
+  loader = bench.bench_loader(None, threads=2, batch_size=4, patch_size=64, batches=5)
+  assert loader["loader_images"] == 8 and loader["loader_crops_per_s"] > 0

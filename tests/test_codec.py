@@ -13,6 +13,7 @@ from eic_jax.bls2017 import BLS2017
 from tests.conftest import ROOT, photo
 
 
+@pytest.mark.coding
 def test_decompressed_image_is_the_reconstruction_from_rounded_latents(codec):
   image = photo("coffee", (70, 90))
   decoded = codec.decompress(codec.compress(image))
@@ -25,6 +26,7 @@ def test_decompressed_image_is_the_reconstruction_from_rounded_latents(codec):
   np.testing.assert_array_equal(decoded, expected)
 
 
+@pytest.mark.coding
 def test_actual_rate_is_close_to_the_information_content(codec):
   image = photo("astronaut", (256, 256))
   data = codec.compress(image)
@@ -32,12 +34,14 @@ def test_actual_rate_is_close_to_the_information_content(codec):
   assert 8 * len(data) <= information_bits * 1.01 + 8 * bitstream.HEADER_SIZE + 16
 
 
+@pytest.mark.coding
 @pytest.mark.parametrize("height,width", [(1, 1), (15, 17), (16, 16), (33, 2)])
 def test_any_size_round_trips(codec, height, width):
   image = np.random.default_rng(height).integers(0, 256, (height, width, 3), dtype=np.uint8)
   assert codec.decompress(codec.compress(image)).shape == (height, width, 3)
 
 
+@pytest.mark.coding
 def test_other_layouts_are_converted_and_bad_arrays_refused(codec):
   gray = photo("camera", (40, 40))
   assert codec.decompress(codec.compress(gray)).shape == (40, 40, 3)
@@ -49,6 +53,7 @@ def test_other_layouts_are_converted_and_bad_arrays_refused(codec):
     codec.compress(np.zeros((8, 8, 5), np.uint8))
 
 
+@pytest.mark.coding
 def test_errors_raise_the_documented_exception(codec, trained_workdir, tmp_path):
   data = codec.compress(photo("chelsea", (48, 64)))
   flipped = bytearray(data)
@@ -74,6 +79,7 @@ def _cli(*args):
                         capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.coding
 def test_fresh_process_decodes_identical_pixels_from_only_the_workdir(codec, trained_workdir,
                                                                        tmp_path):
   from PIL import Image  # pylint: disable=import-outside-toplevel
@@ -97,6 +103,7 @@ def test_fresh_process_decodes_identical_pixels_from_only_the_workdir(codec, tra
                                 codec.decompress(compressed.read_bytes()))
 
 
+@pytest.mark.coding
 def test_cli_errors_are_one_line_and_leave_no_output(trained_workdir, tmp_path):
   broken = tmp_path / "broken.eic"
   broken.write_bytes(b"EIC\x01" + bytes(30))
@@ -116,6 +123,7 @@ def test_cli_errors_are_one_line_and_leave_no_output(trained_workdir, tmp_path):
   assert not (tmp_path / "x.eic").exists()
 
 
+@pytest.mark.coding
 def test_compiled_transforms_persist_across_processes(trained_workdir, tmp_path):
   from PIL import Image  # pylint: disable=import-outside-toplevel
   source = tmp_path / "in.png"
@@ -127,6 +135,7 @@ def test_compiled_transforms_persist_across_processes(trained_workdir, tmp_path)
   assert any("analyze_tile" in path.name for path in cache.iterdir())
 
 
+@pytest.mark.coding
 def test_benchmark_measures_one_size_in_its_own_process(trained_workdir):
   result = subprocess.run([sys.executable, "-m", "eic_jax.bench", "--scaling_child=0.05",
                            f"--workdir={trained_workdir}"], cwd=ROOT, capture_output=True,

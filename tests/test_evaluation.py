@@ -23,6 +23,7 @@ def _run(*args, timeout=600, env=None):
                         timeout=timeout, env=env)
 
 
+@pytest.mark.coding
 def test_evaluate_json_matches_a_per_image_recomputation(codec, trained_workdir, photo_dir,
                                                          tmp_path):
   output = tmp_path / "model.json"
@@ -65,6 +66,7 @@ def _valid_png(path):
     assert image.size[0] > 200 and image.size[1] > 100
 
 
+@pytest.mark.coding
 def test_plots_are_written(codec, trained_workdir, tmp_path):
   curve = {"name": "model", "points": ["a", "b"],
            "results": {"bpp": [0.2, 0.5], "psnr-rgb": [27.0, 30.0],
@@ -159,6 +161,7 @@ def test_per_image_bd_rates_skip_images_without_the_metric():
     compare.format_table(test, [anchor], "ssim")
 
 
+@pytest.mark.coding
 def test_notebook_runs_headless(trained_workdir, tmp_path):
   notebook = nbformat.read(ROOT / "notebooks" / "codec_tour.ipynb", as_version=4)
   os.environ["EIC_WORKDIR"] = str(trained_workdir)
@@ -174,6 +177,7 @@ def test_notebook_runs_headless(trained_workdir, tmp_path):
   _valid_png(tmp_path / "pmf.png")
 
 
+@pytest.mark.coding
 def test_lambda_sweep_trains_evaluates_and_plots(photo_dir, tmp_path):
   result = _run("experiments/lambda_sweep.py", "--config=configs/smoke.py",
                 f"--workdir={tmp_path}", f"--config.train_glob={photo_dir / '*'}",

@@ -62,6 +62,7 @@ def _rd_loss(codec, image, data, reconstruction):
       image, reconstruction)["mse"]
 
 
+@pytest.mark.coding
 @pytest.mark.parametrize("max_tile", [128, 12])
 def test_refined_files_decode_with_the_same_decoder_at_a_lower_rd_loss(trained_workdir,
                                                                         max_tile):
@@ -79,6 +80,7 @@ def test_refined_files_decode_with_the_same_decoder_at_a_lower_rd_loss(trained_w
           < _rd_loss(plain, image, plain_data, plain.decompress(plain_data)))
 
 
+@pytest.mark.coding
 @pytest.mark.parametrize("steps", [-1, 2.5, True, "10"])
 def test_bad_step_counts_are_refused(trained_workdir, steps):
   from eic_jax import codec as codec_lib  # pylint: disable=import-outside-toplevel
@@ -86,6 +88,7 @@ def test_bad_step_counts_are_refused(trained_workdir, steps):
     codec_lib.load_codec(str(trained_workdir), refine_steps=steps)
 
 
+@pytest.mark.coding
 def test_cli_refines_for_compress_and_evaluate_and_refuses_bad_counts(trained_workdir,
                                                                       photo_dir, tmp_path):
   from tests.test_codec import _cli  # pylint: disable=import-outside-toplevel

@@ -2,12 +2,14 @@ import numpy as np
 import pytest
 
 from eic_jax import msssim
-from eic_jax.tensorflow_setup import tf
+from eic_jax import tensorflow_setup
 from tests.conftest import photo
 
 
+@pytest.mark.coding
 @pytest.mark.parametrize("size", [(176, 176), (256, 300), (213, 187)])
 def test_matches_tensorflow(size):
+  tf = tensorflow_setup.tensorflow()
   original = photo("astronaut", size).astype(np.float32)
   rng = np.random.default_rng(0)
   distorted = np.clip(original + rng.normal(0, 12, original.shape), 0, 255).astype(np.float32)

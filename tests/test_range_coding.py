@@ -12,6 +12,7 @@ def tables():
   return range_coding.build_tables(density)
 
 
+@pytest.mark.coding
 def test_tables_are_valid_overflow_enabled_cdfs(tables):
   assert tables.lookup.dtype == np.int32 and tables.minima.dtype == np.int32
   assert np.all(tables.lookup[:, 0] == -range_coding.PRECISION)
@@ -24,6 +25,7 @@ def test_tables_are_valid_overflow_enabled_cdfs(tables):
     assert used[0] == 0 and np.all(np.diff(used) == 1)
 
 
+@pytest.mark.coding
 def test_round_trip_is_exact_including_far_outliers(tables):
   rng = np.random.default_rng(0)
   symbols = np.round(rng.laplace(0, 8, (9, 11, 6))).astype(np.int32)
@@ -33,6 +35,7 @@ def test_round_trip_is_exact_including_far_outliers(tables):
   np.testing.assert_array_equal(range_coding.decode(data, tables, symbols.shape), symbols)
 
 
+@pytest.mark.coding
 def test_typical_latents_cost_about_their_information(tables):
   density = deep_factorized.DeepFactorized(channels=6).init(jax.random.PRNGKey(0))["params"]
   rng = np.random.default_rng(1)
@@ -43,6 +46,7 @@ def test_typical_latents_cost_about_their_information(tables):
   assert coded <= bits * 1.01 + 64
 
 
+@pytest.mark.coding
 def test_tables_survive_a_round_trip_through_a_dict(tables):
   copy = range_coding.CodingTables.from_dict(tables.as_dict())
   assert copy.to_bytes() == tables.to_bytes()

@@ -18,6 +18,7 @@ from eic_jax import train
 from tests.conftest import ROOT, photo
 
 
+@pytest.mark.coding
 def test_fuzzed_files_are_rejected_or_decoded_without_hanging(codec):
   bounded = codec_lib.Codec(codec.config, codec.params, codec.tables, max_pixels=2**20)
   files = [bounded.compress(photo("astronaut", size)) for size in ((17, 30), (64, 64),
@@ -34,6 +35,7 @@ def test_fuzzed_files_are_rejected_or_decoded_without_hanging(codec):
 
 @pytest.mark.parametrize("case", ["gray", "rgba", "palette", "sixteen_bit", "cmyk_jpeg",
                                   "one_pixel", "odd_size"])
+@pytest.mark.coding
 def test_unusual_images_compress_correctly(codec, tmp_path, case):
   pixels = photo("coffee", (15, 17) if case == "odd_size" else (1, 1) if case == "one_pixel"
                  else (40, 48))
@@ -154,6 +156,7 @@ def test_unwritable_workdir_fails_before_training(smoke_config, tmp_path):
     train.train_and_evaluate(smoke_config, str(blocker / "run"))
 
 
+@pytest.mark.coding
 def test_failed_evaluation_leaves_no_results_file(trained_workdir, photo_dir, tmp_path):
   broken = tmp_path / "images"
   broken.mkdir()

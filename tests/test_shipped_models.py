@@ -22,6 +22,7 @@ def test_at_least_three_rate_points_are_shipped():
     assert models.record(name)["size_bytes"] < 20e6
 
 
+@pytest.mark.coding
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_codes_the_reference_photo_at_its_rate(name):
   codec = eic_jax.load_codec(name)
@@ -38,6 +39,7 @@ def test_unknown_model_names_the_shipped_ones():
     eic_jax.load_codec("no-such-model")
 
 
+@pytest.mark.coding
 def test_command_line_takes_a_shipped_model(tmp_path):
   source = tmp_path / "coffee.png"
   Image.fromarray(skimage.data.coffee()[:128, :160]).save(source)

@@ -4,13 +4,16 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
-from eic_jax import tf_reference
 from eic_jax import train
 from tests.conftest import ROOT
 
+pytestmark = pytest.mark.coding
+
 
 def test_reference_has_the_same_parameters_as_the_model(smoke_config):
+  from eic_jax import tf_reference  # pylint: disable=import-outside-toplevel
   state = train.create_train_state(smoke_config, jax.random.PRNGKey(0))
   ours = sorted(np.size(leaf) for leaf in jax.tree_util.tree_leaves(state.params))
   reference = tf_reference.ReferenceModel(smoke_config.num_filters)

@@ -21,6 +21,7 @@ def test_tiles_cover_every_latent_once_with_bucketed_sizes(length):
   assert axis.size <= 1.25 * min(length + 2 * axis.margin, tiling.MAX_TILE) + tiling.BUCKET
 
 
+@pytest.mark.coding
 def test_tiled_coding_matches_untiled(codec):
   image = photo("astronaut", (400, 500))
   tiled = codec_lib.Codec(codec.config, codec.params, codec.tables, max_tile=12)
@@ -35,6 +36,7 @@ def test_tiled_coding_matches_untiled(codec):
   assert tiled.decompress(tiled.compress(image)).shape == image.shape
 
 
+@pytest.mark.coding
 def test_mixed_sizes_share_compiled_shapes(codec):
   fresh = codec_lib.Codec(codec.config, codec.params, codec.tables)
   for height, width in [(100, 120), (90, 128), (128, 97), (120, 111), (33, 65)]:

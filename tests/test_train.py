@@ -25,8 +25,7 @@ def _run_main(*args, timeout=300):
 @pytest.mark.parametrize("quantization", train.QUANTIZATION_MODES)
 def test_thirty_steps_lower_the_loss(smoke_config, quantization):
   state = train.create_train_state(smoke_config, jax.random.PRNGKey(0))
-  batch = next(input_pipeline.train_dataset(smoke_config.train_glob, 4, 64, seed=0)
-               .as_numpy_iterator())
+  batch = next(input_pipeline.train_batches(smoke_config.train_glob, 4, 64, seed=0))
   step = jax.jit(functools.partial(train.train_step, lmbda=smoke_config.lmbda,
                                    quantization=quantization))
   losses = []
@@ -134,8 +133,7 @@ def test_images_smaller_than_the_crop_are_skipped(photo_dir, tmp_path):
   assert len(kept) == 8 and str(small) not in kept
   with pytest.raises(ValueError, match="None of the 9 images is at least 200x200"):
     input_pipeline.large_enough(files, 200)
-  batch = next(input_pipeline.train_dataset(str(tmp_path / "*"), 3, 64, seed=1)
-               .as_numpy_iterator())
+  batch = next(input_pipeline.train_batches(str(tmp_path / "*"), 3, 64, seed=1))
   assert batch.shape == (3, 64, 64, 3) and batch.dtype == np.uint8
 
 
