@@ -1,12 +1,14 @@
 """The shipped models: the paper's model trained on the shared photographs (BSD68 colour and
-Sun-Hays80) and validated on Set14. One run per λ, e.g. --config.lmbda=0.0067."""
+Sun-Hays80, 1,386 ImageNet sample photographs, the 400 BSDS500 train and test photographs) and
+validated on Set14. One run per λ, e.g. --config.lmbda=0.0067."""
 
 from configs import default
 
 
 def get_config():
   config = default.get_config()
-  config.train_glob = "../shared/data/train/*.png,../shared/data/train/*.jpg"
+  config.train_glob = ("../shared/data/train/*.png,../shared/data/train/*.jpg,"
+                       "../shared/data/imagenet_sample/*.jpg,../shared/data/bsds500/*.jpg")
   config.valid_glob = "../shared/data/valid/*.png"
   config.num_valid_images = 16
   # Faster early progress than the paper's 1e-4; ×0.1 for the last quarter.

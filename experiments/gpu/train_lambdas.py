@@ -1,0 +1,134 @@
+"""Trains one model per λ for a wall-clock budget, on a machine with a GPU (or any machine).
+
+  python experiments/gpu/train_lambdas.py --budget_s=3600 --runs=runs/gpu \\
+      --train_glob='data/train/*.png,data/imagenet_sample/*.jpg,data/bsds500/*.jpg' \\
+      --valid_glob='data/valid/*.png'
+
+Each λ trains with `python -m eic_jax.main --config=configs/shipped.py`, from the shipped model
+of that λ (`--init_from=shipped`, the default) or from scratch (`--init_from=`), in two phases:
+1. at the full learning rate for `--decay_start` of the budget; the run's own steps per second
+   are measured there;
+2. resumed with a piecewise schedule whose drop (×0.1) is the last step of phase 1 and whose
+   end is where the measured rate reaches the end of the budget; `time_limit_s` stops it in
+   time if the machine is slower than measured. Its config.json thus describes the whole run.
+The runs go side by side (`--concurrent`, sharing the accelerator's memory) or one after
+another, each then with its share of the budget; the summary prints the steps per second of
+each, so the two can be compared on a machine. Each workdir ends with an export (parameters;
+coding tables are added where the range coder is installed, on first use) that
+`pack_export.py` packs into one file.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, ROOT)
+
+from eic_jax import training_log  # noqa: E402  (standard library only: no JAX in this process)
+
+
+def _arguments(argv=None) -> argparse.Namespace:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--budget_s", type=float, required=True, help="Wall-clock seconds, all "
+                      "runs together.")
+  parser.add_argument("--runs", default="runs/gpu", help="Parent of the workdirs lmbda_<λ>.")
+  parser.add_argument("--lmbdas", default="0.0035,0.0067,0.013")
+  parser.add_argument("--init_from", default="shipped", help="'shipped': the shipped model of "
+                      "each λ; empty: from scratch; else a workdir or model name for all.")
+  parser.add_argument("--train_glob", required=True)
+  parser.add_argument("--valid_glob", default="")
+  parser.add_argument("--learning_rate", type=float, default=1e-4)
+  parser.add_argument("--decay_start", type=float, default=0.8,
+                      help="Fraction of each run's time at the full learning rate.")
+  parser.add_argument("--concurrent", action=argparse.BooleanOptionalAction, default=True)
+  parser.add_argument("--overhead_s", type=float, default=60.0, help="Seconds each phase of a "
+                      "run spends outside its steps: imports, decoding the photographs, "
+                      "compilation, the export.")
+  parser.add_argument("--config", default="configs/shipped.py")
+  parser.add_argument("overrides", nargs="*", help="Further --config.FIELD=VALUE flags.")
+  return parser.parse_args(argv)
+
+
+def _command(args, lmbda: str, workdir: str, time_limit_s: float, extra: list[str]
+             ) -> list[str]:
+  init_from = {"shipped": f"bls2017-mse-{lmbda}"}.get(args.init_from, args.init_from)
+  return [sys.executable, "-m", "eic_jax.main", f"--config={args.config}",
+          f"--workdir={workdir}", f"--config.lmbda={lmbda}", f"--config.init_from={init_from}",
+          f"--config.train_glob={args.train_glob}", f"--config.valid_glob={args.valid_glob}",
+          f"--config.learning_rate={args.learning_rate}",
+          f"--config.time_limit_s={max(time_limit_s, 1.0):.0f}", *extra, *args.overrides]
+
+
+def _run_all(commands: list[list[str]], concurrent: bool, logs: list[str]) -> None:
+  env = dict(os.environ)
+  if concurrent and len(commands) > 1:
+    # Each process takes its share of the accelerator's memory instead of 75 % of it.
+    env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 / len(commands):.2f}")
+  batches = [commands] if concurrent else [[command] for command in commands]
+  for batch in batches:
+    processes = []
+    for command in batch:
+      log = open(logs[commands.index(command)], "a")
+      processes.append((subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
+                                         stderr=subprocess.STDOUT), log))
+    for process, log in processes:
+      process.wait()
+      log.close()
+      if process.returncode:
+        raise SystemExit(f"{' '.join(process.args)} failed; see {log.name}")
+
+
+def _progress(workdir: str) -> tuple[int, float]:
+  """The last step and the median steps per second of a run's training records."""
+  scalars = training_log.read_scalars(workdir)
+  steps, rates = scalars["steps_per_sec"]
+  return int(steps[-1]), float(sorted(rates)[len(rates) // 2])
+
+
+def main(argv=None) -> None:
+  args = _arguments(argv)
+  lmbdas = [value for value in args.lmbdas.split(",") if value]
+  workdirs = [os.path.join(args.runs, f"lmbda_{lmbda}") for lmbda in lmbdas]
+  logs = [os.path.join(args.runs, f"lmbda_{lmbda}.log") for lmbda in lmbdas]
+  os.makedirs(args.runs, exist_ok=True)
+  start = time.monotonic()
+  share = args.budget_s if args.concurrent else args.budget_s / len(lmbdas)
+  if share < 2 * args.overhead_s + 10:
+    raise SystemExit(f"--budget_s={args.budget_s:g} leaves {share:.0f} s per run; each needs "
+                     f"more than {2 * args.overhead_s + 10:.0f} s (two start-ups and some steps)")
+  first = args.decay_start * (share - 2 * args.overhead_s)
+  huge = ["--config.num_train_steps=100000000", "--config.learning_rate_schedule=constant"]
+  _run_all([_command(args, lmbda, workdir, first, huge)
+            for lmbda, workdir in zip(lmbdas, workdirs)], args.concurrent, logs)
+
+  commands = []
+  remaining = (args.budget_s - (time.monotonic() - start)) / (
+      1 if args.concurrent else len(lmbdas)) - args.overhead_s
+  for lmbda, workdir in zip(lmbdas, workdirs):
+    drop, rate = _progress(workdir)
+    total = drop + max(1, int(rate * remaining))
+    # (drop + 0.5) / total: the schedule's int(fraction · total) is exactly `drop`.
+    commands.append(_command(args, lmbda, workdir, remaining, [
+        f"--config.num_train_steps={total}", "--config.learning_rate_schedule=piecewise",
+        f"--config.learning_rate_boundaries=({(drop + 0.5) / total!r},)"]))
+  _run_all(commands, args.concurrent, logs)
+
+  runs = {}
+  for lmbda, workdir in zip(lmbdas, workdirs):
+    step, rate = _progress(workdir)
+    runs[lmbda] = {"workdir": workdir, "step": step, "steps_per_s": round(rate, 2)}
+  rates = [run["steps_per_s"] for run in runs.values()]
+  print(json.dumps({
+      "runs": runs, "concurrent": args.concurrent,
+      "wall_s": round(time.monotonic() - start, 1),
+      # Steps per second of the machine: every run's together when they share it.
+      "machine_steps_per_s": round(sum(rates) if args.concurrent else sum(rates) / len(rates),
+                                   2)}, indent=2))
+
+
+if __name__ == "__main__":
+  main()
