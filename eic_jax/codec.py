@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
+from eic_jax import atomic_files
 from eic_jax import bitstream
 from eic_jax import checkpoints
 from eic_jax import entropy_bottleneck
@@ -293,6 +294,7 @@ def ship(workdir: str, destination: str, record: dict) -> dict:
   parent = os.path.dirname(os.path.abspath(destination))
   os.makedirs(parent, exist_ok=True)
   staging = tempfile.mkdtemp(dir=parent, prefix=".tmp-")
+  os.chmod(staging, atomic_files.default_mode(directory=True))
   try:
     shutil.copy(os.path.join(workdir, checkpoints.CONFIG_FILE), staging)
     shutil.copytree(os.path.join(workdir, checkpoints.EXPORT_DIR, str(step)),

@@ -10,7 +10,9 @@ import numpy as np
 from eic_jax import bjontegaard
 from eic_jax import rd_curves
 
-PUBLISHED_ANCHORS = ("balle-2017-iclr-opt-mse",)
+# The published curve every comparison gets unless told otherwise.
+DEFAULT_PUBLISHED = ("balle-2017-iclr-opt-mse",)
+KODAK_FILES = frozenset(f"kodim{i:02d}.png" for i in range(1, 25))
 
 
 class Metric(NamedTuple):
@@ -119,11 +121,24 @@ def format_table(test: dict, anchors: list[dict], metric: str = "psnr") -> str:
   return "\n".join(lines + _format_per_image(test, anchors, metric))
 
 
-def published_anchors() -> list[dict]:
+def kodak_note(test: dict | None) -> str:
+  """How the images of `test` relate to the Kodak set the published curves were measured on."""
+  files = {m["file"] for point in (test or {}).get("per_image", []) for m in point}
+  if files == KODAK_FILES:
+    return "published on Kodak, the same 24 images"
+  kodak = files & KODAK_FILES
+  if kodak and kodak == files:
+    return f"published on all 24 Kodak images; these are {len(kodak)} of them"
+  return "published on Kodak, not these images: indicative only"
+
+
+def published_anchors(test: dict | None = None, keys=DEFAULT_PUBLISHED) -> list[dict]:
+  """The published Kodak curves named by `keys` (file stems in eic_jax/reference/kodak), each
+  with a note on how `test`'s images relate to Kodak."""
   curves = rd_curves.published("kodak")
-  anchors = []
-  for key in PUBLISHED_ANCHORS:
-    anchor = dict(curves[key])
-    anchor["note"] = "published on Kodak, not these images: indicative only"
-    anchors.append(anchor)
-  return anchors
+  unknown = [key for key in keys if key not in curves]
+  if unknown:
+    raise ValueError(f"no published curve {', '.join(map(repr, unknown))}; the published "
+                     f"curves are {', '.join(sorted(curves))}")
+  note = kodak_note(test)
+  return [dict(curves[key], note=note) for key in keys]

@@ -10,8 +10,10 @@ Conversion rules, applied in this order:
    RGB by Pillow.
 """
 
+import os
+
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import features, Image, ImageOps
 
 from eic_jax import atomic_files
 
@@ -75,7 +77,24 @@ def read_image(path: str, max_pixels: int | None = None) -> np.ndarray:
     raise ImageReadError(f"{path}: not a readable image ({error})") from error
 
 
-def write_png(path: str, pixels: np.ndarray) -> None:
-  """Writes a uint8 (H, W, 3) array as PNG, atomically."""
+def _lossless_formats() -> dict[str, tuple[str, dict]]:
+  formats = {".png": ("PNG", {}), ".tif": ("TIFF", {}), ".tiff": ("TIFF", {})}
+  if features.check("webp"):
+    formats[".webp"] = ("WEBP", {"lossless": True, "quality": 100, "exact": True})
+  return formats
+
+
+# Decoded images are written losslessly, in the format their extension names.
+LOSSLESS_FORMATS = _lossless_formats()
+
+
+def write_image(path: str, pixels: np.ndarray) -> None:
+  """Writes a uint8 (H, W, 3) array atomically, as PNG, lossless WebP or TIFF by the extension
+  of `path`; other extensions are refused (a lossy format would change the decoded pixels)."""
+  extension = os.path.splitext(path)[1].lower()
+  if extension not in LOSSLESS_FORMATS:
+    raise ValueError(f"{path}: decoded images are written as {', '.join(LOSSLESS_FORMATS)} "
+                     "(lossless); choose one of these extensions")
+  name, options = LOSSLESS_FORMATS[extension]
   with atomic_files.atomic_write(path) as stream:
-    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(stream, format="PNG")
+    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(stream, format=name, **options)

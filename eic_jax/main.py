@@ -7,10 +7,11 @@
   python -m eic_jax.main --mode=decompress --workdir=DIR --input=FILE.eic --output=IMAGE.png
   python -m eic_jax.main --mode=evaluate --workdir=DIR[,DIR...] --input='GLOB' --output=rd.json
   python -m eic_jax.main --mode=evaluate --baseline=jpeg|webp --input='GLOB' --output=jpeg.json
-  python -m eic_jax.main --mode=compare --input=rd.json --reference=jpeg.json,webp.json \
-      [--metric=ms-ssim-db]
+  python -m eic_jax.main --mode=compare --input=rd.json --reference=jpeg.json,webp.json
+      [--metric=ms-ssim-db] [--published=balle-2017-iclr-opt-mse,bpg444,...]
 """
 
+import ast
 import os
 import sys
 
@@ -43,13 +44,18 @@ flags.DEFINE_string("model", None, "compress, decompress, evaluate: a shipped mo
                     "place of --workdir (evaluate: several, comma-separated).")
 flags.DEFINE_string("input", None, "compress: an image file; decompress: an .eic file; "
                     "evaluate: comma-separated glob patterns; compare: a results JSON.")
-flags.DEFINE_string("output", None, "compress: the .eic file; decompress: the PNG to write; "
-                    "evaluate: the results JSON.")
+flags.DEFINE_string("output", None, "compress: the .eic file; decompress: the image to write "
+                    "(.png, .webp or .tif, lossless); evaluate: the results JSON.")
 flags.DEFINE_enum("baseline", None, ["jpeg", "webp"], "evaluate: a Pillow codec instead of "
                   "a model, over a quality sweep.")
 flags.DEFINE_string("name", None, "evaluate: the curve's name in the results.")
 flags.DEFINE_string("reference", "", "compare: comma-separated results JSON files to compare "
-                    "against (the published Ballé 2017 Kodak curve is always added).")
+                    "against.")
+flags.DEFINE_list("published", list(compare.DEFAULT_PUBLISHED), "compare: published Kodak "
+                  "curves to compare against too (balle-2017-iclr-opt-mse, "
+                  "balle-2017-iclr-opt-msssim, balle-2018-iclr-opt-mse, bpg444, j2k-opj5, "
+                  "jpeg420, webp, compressai-bmshj2018-factorized_mse_cpu, compressai-jpeg); "
+                  "empty for none.")
 flags.DEFINE_enum("metric", "psnr", list(compare.METRICS), "compare: the quality measure of "
                   "the Bjøntegaard deltas (MS-SSIM in dB: −10·log10(1 − MS-SSIM)).")
 flags.DEFINE_integer("refine_steps", 0, "compress, evaluate: optimise each image's latents for "
@@ -98,6 +104,7 @@ def _load_codec(name: str):
 
 def _compress() -> None:
   _required("input", "output")
+  atomic_files.check_writable(FLAGS.output, (".eic",))
   tensorflow_setup.require_coding("--mode=compress")
   codec = _load_codec(_models()[0])
   image = image_io.read_image(FLAGS.input, codec.max_pixels)
@@ -113,6 +120,7 @@ def _compress() -> None:
 
 def _decompress() -> None:
   _required("input", "output")
+  atomic_files.check_writable(FLAGS.output, tuple(image_io.LOSSLESS_FORMATS))
   tensorflow_setup.require_coding("--mode=decompress")
   codec = _load_codec(_models()[0])
   try:
@@ -124,11 +132,12 @@ def _decompress() -> None:
     image = codec.decompress(data)
   except ValueError as error:
     raise ValueError(f"{FLAGS.input}: {error}") from error
-  image_io.write_png(FLAGS.output, image)
+  image_io.write_image(FLAGS.output, image)
 
 
 def _evaluate() -> None:
   _required("input", "output")
+  atomic_files.check_writable(FLAGS.output, (".json",))
   files = input_pipeline.list_files(FLAGS.input)
   if FLAGS.baseline:
     curve = evaluation.evaluate_baseline(FLAGS.baseline, files)
@@ -147,9 +156,10 @@ def _evaluate() -> None:
 
 def _compare() -> None:
   _required("input")
+  test = rd_curves.load(FLAGS.input)
   anchors = [rd_curves.load(p) for p in FLAGS.reference.split(",") if p]
-  print(compare.format_table(rd_curves.load(FLAGS.input),
-                             anchors + compare.published_anchors(), FLAGS.metric))
+  print(compare.format_table(test, anchors + compare.published_anchors(test, FLAGS.published),
+                             FLAGS.metric))
 
 
 def main(argv) -> None:
@@ -170,5 +180,23 @@ def main(argv) -> None:
     sys.exit(1)
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing with every error as one line: a bad value, and a --config.FIELD that
+  the config lacks (ml_collections raises it with its suggestion of the nearest field)."""
+  try:
+    return FLAGS(argv)
+  except flags.Error as error:
+    message = str(error)
+  except (AttributeError, KeyError) as error:
+    text = str(error)
+    if text[:1] in "'\"":
+      text = ast.literal_eval(text)
+    field, _, suggestion = text.strip("'\"").partition("\n")
+    message = f"the config has no field {field.strip(chr(39))!r}" + (
+        f"; {suggestion.strip()}" if suggestion.strip() else "")
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(1)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -190,6 +190,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   where the range coder is installed (see checkpoints.py).
   """
   check_quantization(config.quantization)
+  # The data is found and read before anything is written, so a bad pattern leaves no workdir.
+  loaders = input_pipeline.image_loaders(config.train_glob, config.patch_size)
+  valid_images = (input_pipeline.validation_images(
+      config.valid_glob, config.valid_patch_size, config.num_valid_images)
+                  if config.valid_glob else None)
   checkpoints.ensure_writable(workdir)
   mesh = parallel.create_mesh()
   local_batch_size = parallel.local_batch_size(config.batch_size, mesh)
@@ -212,13 +217,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       logging.info("Already trained for %d steps", initial_step)
       return state
 
-    batches = input_pipeline.train_batches(
-        config.train_glob, local_batch_size, config.patch_size,
+    batches = iter(input_pipeline.RandomCrops(
+        loaders, local_batch_size, config.patch_size,
         config.seed + initial_step * jax.process_count() + jax.process_index(),
-        cache=config.cache_images, flips=config.random_flips)
-    valid_images = (input_pipeline.validation_images(
-        config.valid_glob, config.valid_patch_size, config.num_valid_images)
-                    if config.valid_glob else None)
+        cache=config.cache_images, flips=config.random_flips))
     # No buffer donation: an asynchronous checkpoint may still be reading the previous state
     # (on CPU its host copy can alias the device buffer).
     step_fn = jax.jit(functools.partial(train_step, lmbda=config.lmbda,

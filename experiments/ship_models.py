@@ -135,7 +135,7 @@ def main(argv) -> None:
   plots.rd_figure([*model_curves, curves["jpeg"], curves["webp"],
                    dict(published, name=published["name"] + " (Kodak)")],
                   os.path.join(FLAGS.results, "rd.png"), title=f"{len(files)} images")
-  anchors = [curves["jpeg"], curves["webp"]] + compare.published_anchors()
+  anchors = [curves["jpeg"], curves["webp"]] + compare.published_anchors(curves["model"])
   tables = [compare.format_table(curves["model"], anchors, metric) for metric in compare.METRICS]
   if FLAGS.refine_steps:
     tables += [compare.format_table(curves["model_refined"], [curves["model"], *anchors], metric)

@@ -127,6 +127,22 @@ def _curve(name: str, images: dict[str, tuple[list[float], list[float]]]) -> dic
                       "ms-ssim-db": mean("ms_ssim_db")}}
 
 
+def test_published_anchors_say_whether_the_images_are_kodak():
+  rates, psnrs = [0.2, 0.5, 1.0], [28.0, 31.0, 34.0]
+  kodak = _curve("all", {f"kodim{i:02d}.png": (rates, psnrs) for i in range(1, 25)})
+  some = _curve("some", {f"kodim{i:02d}.png": (rates, psnrs) for i in (3, 7)})
+  other = _curve("other", {"barbara.png": (rates, psnrs)})
+  notes = [compare.published_anchors(curve)[0]["note"] for curve in (kodak, some, other)]
+  assert notes == ["published on Kodak, the same 24 images",
+                   "published on all 24 Kodak images; these are 2 of them",
+                   "published on Kodak, not these images: indicative only"]
+  names = [a["name"] for a in compare.published_anchors(other, ("bpg444", "webp", "jpeg420"))]
+  assert names == ["BPG (4:4:4)", "WebP", "JPEG (4:2:0)"]
+  assert compare.published_anchors(other, ()) == []
+  with pytest.raises(ValueError, match="no published curve 'bpg'; the published curves are"):
+    compare.published_anchors(other, ("bpg",))
+
+
 def test_per_image_bd_rates_pair_images_by_file():
   psnr = [28.0, 31.0, 34.0, 37.0]
   anchor = _curve("anchor", {"a.png": ([0.2, 0.4, 0.8, 1.6], psnr),
@@ -162,19 +178,26 @@ def test_per_image_bd_rates_skip_images_without_the_metric():
 
 
 @pytest.mark.coding
-def test_notebook_runs_headless(trained_workdir, tmp_path):
+@pytest.mark.parametrize("model", ["shipped", "workdir"])
+def test_notebook_runs_headless(trained_workdir, tmp_path, model):
   notebook = nbformat.read(ROOT / "notebooks" / "codec_tour.ipynb", as_version=4)
-  os.environ["EIC_WORKDIR"] = str(trained_workdir)
+  variables = {"EIC_FIGURES": str(tmp_path / "figures")}
+  if model == "workdir":
+    variables["EIC_WORKDIR"] = str(trained_workdir)
+  os.environ.update(variables)
   try:
     nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}}).execute()
   finally:
-    del os.environ["EIC_WORKDIR"]
+    for name in variables:
+      del os.environ[name]
   outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
   text = "".join(o.get("text", "") for o in outputs)
+  assert text.startswith(str(trained_workdir) if model == "workdir" else "bls2017-mse-0.0067:")
   assert "Actual bits per pixel" in text
   assert sum("image/png" in o.get("data", {}) for o in outputs) == 2
-  _valid_png(tmp_path / "pmf.png")
+  _valid_png(tmp_path / "figures" / "pmf.png")
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["figures"]
 
 
 @pytest.mark.coding

@@ -90,7 +90,7 @@ def test_plotting_the_training_curves_needs_no_tensorflow(workdir, tmp_path):
 def test_coding_without_the_range_coder_is_one_line_naming_the_install(workdir, tmp_path,
                                                                       photo_dir, mode):
   source = next(photo_dir.glob("*.png"))
-  output = tmp_path / "out"
+  output = tmp_path / ("out.eic" if mode == "compress" else "out.png")
   result = _main(f"--mode={mode}", f"--workdir={workdir}", f"--input={source}",
                  f"--output={output}")
   assert result.returncode == 1

@@ -16,11 +16,11 @@ import argparse
 import os
 import sys
 import tarfile
-import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
+from eic_jax import atomic_files  # noqa: E402
 from eic_jax import checkpoints  # noqa: E402
 from eic_jax import training_log  # noqa: E402
 
@@ -33,21 +33,14 @@ def pack(workdir: str, output: str, max_bytes: int | None = None) -> int:
   members = [checkpoints.CONFIG_FILE, os.path.join(checkpoints.EXPORT_DIR, str(step))]
   if os.path.exists(os.path.join(workdir, training_log.METRICS_FILE)):
     members.append(training_log.METRICS_FILE)
-  directory = os.path.dirname(os.path.abspath(output))
-  handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-  os.close(handle)
-  try:
-    with tarfile.open(temporary, "w:xz") as archive:
+  with atomic_files.atomic_write(output) as stream:
+    with tarfile.open(fileobj=stream, mode="w:xz") as archive:
       for member in members:
         archive.add(os.path.join(workdir, member), arcname=member)
-    size = os.path.getsize(temporary)
+    size = stream.tell()
     if max_bytes is not None and size > max_bytes:
       raise ValueError(f"the pack of {workdir} takes {size} bytes, more than --max_bytes="
                        f"{max_bytes}")
-    os.replace(temporary, output)
-  finally:
-    if os.path.exists(temporary):
-      os.unlink(temporary)
   return size
 
 

@@ -1,0 +1,87 @@
+"""The command line fails before any work, in one line, and writes files others can read."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from eic_jax import atomic_files
+from eic_jax import image_io
+from tests.conftest import ROOT
+
+
+def _main(*args):
+  return subprocess.run([sys.executable, "-m", "eic_jax.main", *args], cwd=ROOT,
+                        capture_output=True, text=True, timeout=300)
+
+
+def _one_line_error(result) -> str:
+  assert result.returncode == 1
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+  return lines[0]
+
+
+@pytest.mark.parametrize("mode,output,expected", [
+    ("evaluate", "missing/model.json", "the folder {tmp}/missing does not exist"),
+    ("evaluate", "", "{tmp} is a folder; name the file to write"),
+    ("evaluate", "model.txt", "the output must end with .json"),
+    ("compress", "photo.png", "the output must end with .eic"),
+    ("decompress", "photo.jpg", "the output must end with .png or"),
+])
+def test_outputs_are_checked_before_any_input_is_read(tmp_path, mode, output, expected):
+  # The input does not exist: the output's error must come first, with no temporary file named.
+  message = _one_line_error(_main(f"--mode={mode}", "--model=bls2017-mse-0.0067",
+                                  f"--input={tmp_path / 'nothing*.png'}",
+                                  f"--output={tmp_path / output}"))
+  assert expected.format(tmp=tmp_path) in message and ".tmp-" not in message
+  assert list(tmp_path.iterdir()) == []
+
+
+def test_a_misspelled_config_field_is_one_line_with_the_suggestion(tmp_path):
+  message = _one_line_error(_main("--config=configs/smoke.py", f"--workdir={tmp_path / 'run'}",
+                                  "--config.lamda=0.01"))
+  assert message == ("error: the config has no field 'lamda'; Did you mean \"lmbda\" instead "
+                     "of \"lamda\"?")
+  assert not (tmp_path / "run").exists()
+
+
+def test_a_training_run_without_data_leaves_no_workdir(tmp_path):
+  message = _one_line_error(_main("--config=configs/smoke.py", f"--workdir={tmp_path / 'run'}",
+                                  f"--config.train_glob={tmp_path / 'none' / '*.png'}"))
+  assert "No image files match the pattern" in message
+  assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o077])
+def test_written_files_have_the_mode_of_a_plain_open(tmp_path, umask):
+  previous = os.umask(umask)
+  try:
+    with atomic_files.atomic_write(str(tmp_path / "atomic.bin")) as stream:
+      stream.write(b"data")
+    with open(tmp_path / "plain.bin", "wb") as stream:
+      stream.write(b"data")
+  finally:
+    os.umask(previous)
+  mode = os.stat(tmp_path / "atomic.bin").st_mode & 0o777
+  assert mode == os.stat(tmp_path / "plain.bin").st_mode & 0o777 == 0o666 & ~umask
+
+
+@pytest.mark.parametrize("extension", sorted(image_io.LOSSLESS_FORMATS))
+def test_decoded_images_are_written_losslessly_in_the_format_of_their_extension(tmp_path,
+                                                                                extension):
+  pixels = np.random.default_rng(0).integers(0, 256, (9, 13, 3), dtype=np.uint8)
+  path = tmp_path / f"image{extension}"
+  image_io.write_image(str(path), pixels)
+  with Image.open(path) as image:
+    assert image.format == image_io.LOSSLESS_FORMATS[extension][0]
+  np.testing.assert_array_equal(image_io.read_image(str(path)), pixels)
+
+
+def test_lossy_extensions_are_refused(tmp_path):
+  with pytest.raises(ValueError, match="choose one of these extensions"):
+    image_io.write_image(str(tmp_path / "image.jpg"), np.zeros((4, 4, 3), np.uint8))
+  assert list(tmp_path.iterdir()) == []
