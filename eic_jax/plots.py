@@ -17,26 +17,48 @@ def _save(figure, path: str) -> None:
   plt.close(figure)
 
 
-def rd_figure(curves: Sequence[dict], path: str, title: str = "") -> None:
-  """PSNR and MS-SSIM (dB) against bits per pixel; curves with a 'points' list (evaluated
-  models and baselines) are drawn with markers, published ones as lines."""
-  figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
-  for curve in curves:
-    measured = "points" in curve
-    style = {"marker": "o" if measured else None, "linestyle": "-" if measured else "--"}
-    rate = rd_curves.values(curve, "bpp")
-    psnr = rd_curves.values(curve, "psnr-rgb")
-    if len(psnr):
-      left.plot(rate, psnr, label=curve["name"], **style)
-    db = rd_curves.values(curve, "ms-ssim-db")
-    if len(db):
-      db_rate = rd_curves.values(curve, "bpp-ms-ssim")
-      right.plot(db_rate if len(db_rate) else rate, db, label=curve["name"], **style)
-  for axis, label in ((left, "PSNR (dB)"), (right, "MS-SSIM (dB)")):
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+
+
+def _limits(values: Sequence[np.ndarray], margin: float = 0.05) -> tuple[float, float]:
+  finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.array([])
+  if not len(finite):
+    return 0.0, 1.0
+  low, high = float(finite.min()), float(finite.max())
+  pad = margin * max(high - low, 1e-3)
+  return low - pad, high + pad
+
+
+def rd_figure(curves: Sequence[dict], path: str, title: str = "", focus: int = 1) -> None:
+  """PSNR and MS-SSIM (dB) against bits per pixel. The first `focus` curves (the models the
+  figure is about) are drawn on top, and the axes span their rates with a margin and the
+  qualities every curve reaches there; each curve gets its own marker, published ones a dashed
+  line."""
+  figure, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
+  rates = [rd_curves.values(c, "bpp") for c in curves[:focus] or curves]
+  low, high = _limits([r for r in rates if len(r)], margin=0.2)
+  x_range = (max(0.0, low), high)
+  for axis, metric, label in ((left, "psnr-rgb", "PSNR (dB)"), (right, "ms-ssim-db",
+                                                                  "MS-SSIM (dB)")):
+    shown = []
+    for index, curve in enumerate(curves):
+      quality = rd_curves.values(curve, metric)
+      if not len(quality):
+        continue
+      rate = rd_curves.values(curve, "bpp-ms-ssim") if metric == "ms-ssim-db" else []
+      rate = rate if len(rate) else rd_curves.values(curve, "bpp")
+      model = index < focus
+      axis.plot(rate, quality, label=curve["name"], marker=_MARKERS[index % len(_MARKERS)],
+                markersize=6 if model else 4, linewidth=2.2 if model else 1.2,
+                linestyle="-" if "points" in curve else "--", zorder=3 if model else 2)
+      inside = (rate >= x_range[0]) & (rate <= x_range[1])
+      shown.append(quality[inside])
+    axis.set_xlim(*x_range)
+    axis.set_ylim(*_limits(shown))
     axis.set_xlabel("bits per pixel")
     axis.set_ylabel(label)
     axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
+    axis.legend(fontsize=8, loc="best")
   if title:
     figure.suptitle(title)
   _save(figure, path)

@@ -243,6 +243,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       # for the host; a state is checked before it is saved or reported.
       _check_finite(unchecked, manager)
       unchecked = (step, outputs["loss"])
+      writer.advance(step)
       update = Metrics.single_from_model_output(**outputs)
       train_metrics = update if train_metrics is None else train_metrics.merge(update)
       last_step = config.num_train_steps

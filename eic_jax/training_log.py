@@ -14,10 +14,12 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from typing import Any, Iterator
 
 import numpy as np
+import tqdm
 
 from eic_jax import tensorflow_setup
 
@@ -37,6 +39,10 @@ class TrainingLog:
 
   def __init__(self, workdir: str, num_train_steps: int, initial_step: int, files: bool = True):
     self._num_train_steps = num_train_steps
+    # A progress bar with rate and ETA on a terminal; logs and files get the report lines.
+    self._bar = tqdm.tqdm(total=num_train_steps, initial=initial_step, unit="step",
+                          dynamic_ncols=True, leave=False,
+                          disable=not (files and sys.stderr.isatty()))
     self._last = (initial_step, time.perf_counter())
     self._stream = (open(os.path.join(workdir, METRICS_FILE), "a", buffering=1)
                     if files else None)
@@ -45,6 +51,9 @@ class TrainingLog:
       tensorflow_setup.tensorflow("TensorBoard event files")
       from clu import metric_writers  # pylint: disable=import-outside-toplevel
       self._summary = metric_writers.AsyncWriter(metric_writers.SummaryWriter(workdir))
+
+  def advance(self, step: int) -> None:
+    self._bar.update(step - self._bar.n)
 
   def write_hparams(self, hparams: dict[str, Any]) -> None:
     if self._summary is not None:
@@ -71,6 +80,7 @@ class TrainingLog:
       self._summary.write_scalars(step, scalars)
 
   def close(self) -> None:
+    self._bar.close()
     if self._stream is not None:
       self._stream.close()
     if self._summary is not None:

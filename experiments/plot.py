@@ -27,6 +27,9 @@ flags.DEFINE_string("workdir", None, "training, pmf, reconstruction: a training 
 flags.DEFINE_string("output", None, "The PNG to write.")
 flags.DEFINE_bool("published", False, "rd: add the published Kodak curves of Ballé 2017, JPEG "
                   "and WebP.")
+flags.DEFINE_string("title", "", "rd: the figure's title, e.g. the image set and its count.")
+flags.DEFINE_integer("focus", 1, "rd: the first this many --input curves are the models: drawn "
+                     "on top, with the axes fitted to their rates.")
 flags.DEFINE_list("channels", None, "pmf: channels to show (default: the four widest).")
 flags.mark_flags_as_required(["kind", "output"])
 
@@ -40,7 +43,7 @@ def main(argv) -> None:
       published = rd_curves.published("kodak")
       curves += [dict(published[k], name=published[k]["name"] + " (Kodak)")
                  for k in ("balle-2017-iclr-opt-mse", "jpeg420", "webp")]
-    plots.rd_figure(curves, FLAGS.output)
+    plots.rd_figure(curves, FLAGS.output, title=FLAGS.title, focus=FLAGS.focus)
   elif FLAGS.kind == "training":
     plots.training_figure(FLAGS.workdir, FLAGS.output)
   else:

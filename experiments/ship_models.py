@@ -43,6 +43,7 @@ from eic_jax import training_log  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_list("workdirs", None, "Trained workdirs, one per λ.")
 flags.DEFINE_string("eval_glob", "../shared/data/valid/*.png", "Images for the RD evaluation.")
+flags.DEFINE_string("eval_name", "Set14", "The name of the --eval_glob image set, for titles.")
 flags.DEFINE_string("results", "experiments/results", "Folder for the RD results.")
 flags.DEFINE_integer("refine_steps", latent_refinement.DEFAULT_STEPS,
                      "Evaluate the shipped models a second time with each image's latents "
@@ -134,7 +135,8 @@ def main(argv) -> None:
   model_curves = [curves[key] for key in ("model", "model_refined") if key in curves]
   plots.rd_figure([*model_curves, curves["jpeg"], curves["webp"],
                    dict(published, name=published["name"] + " (Kodak)")],
-                  os.path.join(FLAGS.results, "rd.png"), title=f"{len(files)} images")
+                  os.path.join(FLAGS.results, "rd.png"),
+                  title=f"{FLAGS.eval_name}, {len(files)} images", focus=len(model_curves))
   anchors = [curves["jpeg"], curves["webp"]] + compare.published_anchors(curves["model"])
   tables = [compare.format_table(curves["model"], anchors, metric) for metric in compare.METRICS]
   if FLAGS.refine_steps:
