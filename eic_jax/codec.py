@@ -123,7 +123,11 @@ class Codec:
                        "pixels")
     rows, cols = self._plan(height, width)
     scale = DOWNSAMPLING
-    padded = _pad_for_tiles(image, rows, cols, scale)
+    # The analysis sees the image extended to a multiple of 16 by repeating its edge pixels:
+    # zeros there would be a hard edge that costs bits and, in a small image, drags its
+    # colours. The decoder crops them away, whatever they were.
+    extended = np.pad(image, ((0, -height % scale), (0, -width % scale), (0, 0)), mode="edge")
+    padded = _pad_for_tiles(extended, rows, cols, scale)
     y = np.empty((rows.length, cols.length, self.tables.minima.shape[0]), np.float32)
     for top, left, tile_height, tile_width in tiling.windows(rows, cols):
       window = padded[scale * top:scale * (top + rows.size),

@@ -5,6 +5,7 @@
   python -m eic_jax.main --mode=compress --model=NAME ...    # a shipped model (list_models())
   python -m eic_jax.main --mode=compress ... --refine_steps=500  # optimise the latents first
   python -m eic_jax.main --mode=decompress --workdir=DIR --input=FILE.eic --output=IMAGE.png
+  python -m eic_jax.main --mode=compress --model=NAME --input='photos/*.jpg' --output=FOLDER
   python -m eic_jax.main --mode=evaluate --workdir=DIR[,DIR...] --input='GLOB' --output=rd.json
   python -m eic_jax.main --mode=evaluate --baseline=jpeg|webp --input='GLOB' --output=jpeg.json
   python -m eic_jax.main --mode=compare --input=rd.json --reference=jpeg.json,webp.json
@@ -19,6 +20,7 @@ from absl import app
 from absl import flags
 from absl import logging
 from ml_collections import config_flags
+import tqdm
 
 from eic_jax import atomic_files
 from eic_jax import codec as codec_lib
@@ -42,10 +44,13 @@ flags.DEFINE_string("workdir", None, "Training directory: checkpoints, logs, sto
                     "evaluate: several, comma-separated, give one curve.")
 flags.DEFINE_string("model", None, "compress, decompress, evaluate: a shipped model's name in "
                     "place of --workdir (evaluate: several, comma-separated).")
-flags.DEFINE_string("input", None, "compress: an image file; decompress: an .eic file; "
-                    "evaluate: comma-separated glob patterns; compare: a results JSON.")
-flags.DEFINE_string("output", None, "compress: the .eic file; decompress: the image to write "
-                    "(.png, .webp or .tif, lossless); evaluate: the results JSON.")
+flags.DEFINE_string("input", None, "compress: an image file; decompress: an .eic file (either: "
+                    "comma-separated glob patterns, with a folder as --output); evaluate: "
+                    "comma-separated glob patterns; compare: a results JSON.")
+flags.DEFINE_string("output", None, "compress: the .eic file, or an existing folder for "
+                    "<name>.eic files; decompress: the image to write (.png, .webp or .tif, "
+                    "lossless), or an existing folder for <name>.png files; evaluate: the "
+                    "results JSON.")
 flags.DEFINE_enum("baseline", None, ["jpeg", "webp"], "evaluate: a Pillow codec instead of "
                   "a model, over a quality sweep.")
 flags.DEFINE_string("name", None, "evaluate: the curve's name in the results.")
@@ -102,37 +107,90 @@ def _load_codec(name: str):
   return codec_lib.load_codec(name, refine_steps=FLAGS.refine_steps, **kwargs)
 
 
+def _jobs(extensions: tuple[str, ...]) -> list[tuple[str, str]]:
+  """(input, output) pairs, checked before any work: --input to the file --output, or every
+  file of --input's patterns into the existing folder --output, named after it with the first
+  of `extensions`."""
+  if os.path.isdir(FLAGS.output) or FLAGS.output.endswith(os.sep):
+    folder = FLAGS.output
+    if not os.path.isdir(folder):
+      raise ValueError(f"{folder}: the folder does not exist")
+    sources = input_pipeline.list_files(FLAGS.input)
+    targets = [os.path.join(folder, os.path.splitext(os.path.basename(f))[0] + extensions[0])
+               for f in sources]
+    clashes = sorted({t for t in targets if targets.count(t) > 1})
+    if clashes:
+      raise ValueError(f"several inputs would be written to {clashes[0]}; code them into "
+                       "separate folders")
+    atomic_files.check_writable(targets[0], extensions)
+    return list(zip(sources, targets))
+  atomic_files.check_writable(FLAGS.output, extensions)
+  if os.path.isfile(FLAGS.input) or not any(c in FLAGS.input for c in "*?[,"):
+    return [(FLAGS.input, FLAGS.output)]  # a missing file is reported when it is read
+  sources = input_pipeline.list_files(FLAGS.input)
+  if len(sources) > 1:
+    raise ValueError(f"--input matches {len(sources)} files; give an existing folder as "
+                     "--output to code them all")
+  return [(sources[0], FLAGS.output)]
+
+
+def _run_jobs(jobs: list[tuple[str, str]], code_one) -> None:
+  """Codes each pair; with several, shows progress and reports each failure in one line, goes
+  on with the rest, and fails at the end."""
+  if len(jobs) == 1:
+    code_one(*jobs[0])
+    return
+  failures = 0
+  for source, target in tqdm.tqdm(jobs, desc=FLAGS.mode, unit="file"):
+    try:
+      code_one(source, target)
+    except (ValueError, OSError) as error:
+      failures += 1
+      tqdm.tqdm.write(f"error: {error}", file=sys.stderr)
+  if failures:
+    raise ValueError(f"{failures} of {len(jobs)} files failed")
+
+
 def _compress() -> None:
   _required("input", "output")
-  atomic_files.check_writable(FLAGS.output, (".eic",))
+  jobs = _jobs((".eic",))
   tensorflow_setup.require_coding("--mode=compress")
   codec = _load_codec(_models()[0])
-  image = image_io.read_image(FLAGS.input, codec.max_pixels)
-  if FLAGS.verbose:
-    data, _, metrics = report.measure(codec, image)
-  else:
-    data = codec.compress(image)
-  with atomic_files.atomic_write(FLAGS.output) as stream:
-    stream.write(data)
-  if FLAGS.verbose:
-    print(report.format_report(metrics, os.path.getsize(FLAGS.input)))
+
+  def compress_one(source: str, target: str) -> None:
+    image = image_io.read_image(source, codec.max_pixels)
+    if FLAGS.verbose:
+      data, _, metrics = report.measure(codec, image)
+    else:
+      data = codec.compress(image)
+    with atomic_files.atomic_write(target) as stream:
+      stream.write(data)
+    if FLAGS.verbose:
+      print(("" if len(jobs) == 1 else f"{source}\n")
+            + report.format_report(metrics, os.path.getsize(source)))
+
+  _run_jobs(jobs, compress_one)
 
 
 def _decompress() -> None:
   _required("input", "output")
-  atomic_files.check_writable(FLAGS.output, tuple(image_io.LOSSLESS_FORMATS))
+  jobs = _jobs(tuple(image_io.LOSSLESS_FORMATS))
   tensorflow_setup.require_coding("--mode=decompress")
   codec = _load_codec(_models()[0])
-  try:
-    with open(FLAGS.input, "rb") as stream:
-      data = stream.read()
-  except OSError as error:
-    raise OSError(f"{FLAGS.input}: {error.strerror}") from error
-  try:
-    image = codec.decompress(data)
-  except ValueError as error:
-    raise ValueError(f"{FLAGS.input}: {error}") from error
-  image_io.write_image(FLAGS.output, image)
+
+  def decompress_one(source: str, target: str) -> None:
+    try:
+      with open(source, "rb") as stream:
+        data = stream.read()
+    except OSError as error:
+      raise OSError(f"{source}: {error.strerror}") from error
+    try:
+      image = codec.decompress(data)
+    except ValueError as error:
+      raise ValueError(f"{source}: {error}") from error
+    image_io.write_image(target, image)
+
+  _run_jobs(jobs, decompress_one)
 
 
 def _evaluate() -> None:

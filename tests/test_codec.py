@@ -17,7 +17,9 @@ from tests.conftest import ROOT, photo
 def test_decompressed_image_is_the_reconstruction_from_rounded_latents(codec):
   image = photo("coffee", (70, 90))
   decoded = codec.decompress(codec.compress(image))
-  y = codec.model.apply({"params": codec.params}, jnp.asarray(image[None], jnp.float32),
+  # The analysis sees the image extended to 80x96 by repeating its edge pixels.
+  extended = np.pad(image, ((0, 10), (0, 6), (0, 0)), mode="edge")
+  y = codec.model.apply({"params": codec.params}, jnp.asarray(extended[None], jnp.float32),
                         method=BLS2017.analyze)
   y_hat = jnp.round(y - codec.tables.medians) + codec.tables.medians
   x_hat = codec.model.apply({"params": codec.params}, y_hat, method=BLS2017.synthesize)
@@ -145,3 +147,16 @@ def test_benchmark_measures_one_size_in_its_own_process(trained_workdir):
   assert {"megapixels", "compress_ms_per_mp", "decompress_ms_per_mp", "compile_s",
           "peak_rss_mb"} <= set(row)
   assert 0.04 < row["megapixels"] < 0.06 and row["peak_rss_mb"] > 100
+
+
+@pytest.mark.coding
+def test_small_images_keep_their_colour():
+  codec = codec_lib.load_codec("bls2017-mse-0.0067")
+  red = np.array([[[200, 30, 40]]], np.uint8)
+  decoded = codec.decompress(codec.compress(red))
+  # With zero padding the pixel decoded as (4, 3, 1): the black padding swamped it.
+  assert np.max(np.abs(decoded.astype(int) - red)) < 40
+  for size in (2, 5, 15):
+    image = photo("astronaut", (200 + size, 200 + size))[200:, 200:]
+    decoded = codec.decompress(codec.compress(image))
+    assert 10 * np.log10(255**2 / np.mean((decoded - image.astype(float))**2)) > 35

@@ -85,3 +85,53 @@ def test_lossy_extensions_are_refused(tmp_path):
   with pytest.raises(ValueError, match="choose one of these extensions"):
     image_io.write_image(str(tmp_path / "image.jpg"), np.zeros((4, 4, 3), np.uint8))
   assert list(tmp_path.iterdir()) == []
+
+
+def _photos(tmp_path, photo_dir, broken=True):
+  source = tmp_path / "in"
+  source.mkdir()
+  for path in sorted(photo_dir.glob("*.png"))[:2]:
+    (source / path.name).write_bytes(path.read_bytes())
+  if broken:
+    (source / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+  return source
+
+
+@pytest.mark.coding
+def test_a_folder_is_coded_in_one_process_and_a_bad_file_does_not_stop_it(tmp_path,
+                                                                          photo_dir):
+  source = _photos(tmp_path, photo_dir)
+  (tmp_path / "eic").mkdir()
+  (tmp_path / "png").mkdir()
+  result = _main("--mode=compress", "--model=bls2017-mse-0.0067", f"--input={source / '*.png'}",
+                 f"--output={tmp_path / 'eic'}")
+  assert result.returncode == 1
+  errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+  assert errors == [f"error: {source / 'zz_broken.png'}: not a readable image (cannot identify "
+                    f"image file '{source / 'zz_broken.png'}')", "error: 1 of 3 files failed"]
+  names = sorted(p.name for p in (tmp_path / "eic").iterdir())
+  assert names == [p.stem + ".eic" for p in sorted(source.glob("*.png"))[:2]]
+  result = _main("--mode=decompress", "--model=bls2017-mse-0.0067",
+                 f"--input={tmp_path / 'eic' / '*.eic'}", f"--output={tmp_path / 'png'}")
+  assert result.returncode == 0, result.stderr
+  for path in sorted(source.glob("*.png"))[:2]:
+    decoded = image_io.read_image(str(tmp_path / "png" / path.name))
+    assert decoded.shape == image_io.read_image(str(path)).shape
+
+
+def test_several_inputs_need_a_folder_and_distinct_names(tmp_path, photo_dir):
+  source = _photos(tmp_path, photo_dir, broken=False)
+  message = _one_line_error(_main("--mode=compress", "--model=bls2017-mse-0.0067",
+                                  f"--input={source / '*.png'}",
+                                  f"--output={tmp_path / 'one.eic'}"))
+  assert "--input matches 2 files; give an existing folder as --output" in message
+  other = tmp_path / "other"
+  other.mkdir()
+  first = sorted(source.glob("*.png"))[0]
+  (other / first.name).write_bytes(first.read_bytes())
+  (tmp_path / "out").mkdir()
+  message = _one_line_error(_main("--mode=compress", "--model=bls2017-mse-0.0067",
+                                  f"--input={source / '*.png'},{other / '*.png'}",
+                                  f"--output={tmp_path / 'out'}"))
+  assert f"several inputs would be written to {tmp_path / 'out' / first.stem}.eic" in message
+  assert list((tmp_path / "out").iterdir()) == []
