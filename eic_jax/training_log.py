@@ -123,6 +123,8 @@ def _event_file_scalars(workdir: str) -> dict[str, dict[int, float]]:
   if not paths:
     return {}
   tf = tensorflow_setup.tensorflow(f"reading the TensorBoard event files of {workdir}")
+  # summary_iterator is the reader TensorFlow still ships; its deprecation notice is noise here.
+  tf.get_logger().setLevel("ERROR")
   series: dict[str, dict[int, float]] = {}
   for path in paths:
     for event in tf.compat.v1.train.summary_iterator(path):
