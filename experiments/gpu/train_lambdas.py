@@ -9,8 +9,9 @@ of that λ (`--init_from=shipped`, the default) or from scratch (`--init_from=`)
 1. at the full learning rate for `--decay_start` of the budget; the run's own steps per second
    are measured there;
 2. resumed with a piecewise schedule whose drop (×0.1) is the last step of phase 1 and whose
-   end is where the measured rate reaches the end of the budget; `time_limit_s` stops it in
-   time if the machine is slower than measured. Its config.json thus describes the whole run.
+   end is where the measured rate reaches the end of the budget, less the start-up time phase 1
+   took; `time_limit_s` stops it in time if the machine is slower than measured. Its
+   config.json thus describes the whole run.
 The runs go side by side (`--concurrent`, sharing the accelerator's memory) or one after
 another, each then with its share of the budget; the summary prints the steps per second of
 each, so the two can be compared on a machine. Each workdir ends with an export (parameters;
@@ -19,6 +20,7 @@ coding tables are added where the range coder is installed, on first use) that
 """
 
 import argparse
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -63,23 +65,11 @@ def _command(args, lmbda: str, workdir: str, time_limit_s: float, extra: list[st
           f"--config.time_limit_s={max(time_limit_s, 1.0):.0f}", *extra, *args.overrides]
 
 
-def _run_all(commands: list[list[str]], concurrent: bool, logs: list[str]) -> None:
-  env = dict(os.environ)
-  if concurrent and len(commands) > 1:
-    # Each process takes its share of the accelerator's memory instead of 75 % of it.
-    env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 / len(commands):.2f}")
-  batches = [commands] if concurrent else [[command] for command in commands]
-  for batch in batches:
-    processes = []
-    for command in batch:
-      log = open(logs[commands.index(command)], "a")
-      processes.append((subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
-                                         stderr=subprocess.STDOUT), log))
-    for process, log in processes:
-      process.wait()
-      log.close()
-      if process.returncode:
-        raise SystemExit(f"{' '.join(process.args)} failed; see {log.name}")
+def _run(command: list[str], log_path: str, env: dict) -> None:
+  with open(log_path, "a") as log:
+    result = subprocess.run(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+  if result.returncode:
+    raise RuntimeError(f"{' '.join(command)} failed; see {log_path}")
 
 
 def _progress(workdir: str) -> tuple[int, float]:
@@ -87,6 +77,24 @@ def _progress(workdir: str) -> tuple[int, float]:
   scalars = training_log.read_scalars(workdir)
   steps, rates = scalars["steps_per_sec"]
   return int(steps[-1]), float(sorted(rates)[len(rates) // 2])
+
+
+def _train(args, lmbda: str, workdir: str, log: str, wall_s: float, env: dict) -> None:
+  """One λ in `wall_s` seconds: phase 1, then phase 2 sized by phase 1's measured steps per
+  second and start-up time."""
+  start = time.monotonic()
+  first = args.decay_start * (wall_s - 2 * args.overhead_s)
+  _run(_command(args, lmbda, workdir, first, ["--config.num_train_steps=100000000",
+                                              "--config.learning_rate_schedule=constant"]),
+       log, env)
+  overhead = max(time.monotonic() - start - first, 0.0)
+  drop, rate = _progress(workdir)
+  remaining = wall_s - (time.monotonic() - start) - overhead
+  total = drop + max(1, int(rate * remaining))
+  # (drop + 0.5) / total: the schedule's int(fraction · total) is exactly `drop`.
+  _run(_command(args, lmbda, workdir, remaining, [
+      f"--config.num_train_steps={total}", "--config.learning_rate_schedule=piecewise",
+      f"--config.learning_rate_boundaries=({(drop + 0.5) / total!r},)"]), log, env)
 
 
 def main(argv=None) -> None:
@@ -100,22 +108,22 @@ def main(argv=None) -> None:
   if share < 2 * args.overhead_s + 10:
     raise SystemExit(f"--budget_s={args.budget_s:g} leaves {share:.0f} s per run; each needs "
                      f"more than {2 * args.overhead_s + 10:.0f} s (two start-ups and some steps)")
-  first = args.decay_start * (share - 2 * args.overhead_s)
-  huge = ["--config.num_train_steps=100000000", "--config.learning_rate_schedule=constant"]
-  _run_all([_command(args, lmbda, workdir, first, huge)
-            for lmbda, workdir in zip(lmbdas, workdirs)], args.concurrent, logs)
-
-  commands = []
-  remaining = (args.budget_s - (time.monotonic() - start)) / (
-      1 if args.concurrent else len(lmbdas)) - args.overhead_s
-  for lmbda, workdir in zip(lmbdas, workdirs):
-    drop, rate = _progress(workdir)
-    total = drop + max(1, int(rate * remaining))
-    # (drop + 0.5) / total: the schedule's int(fraction · total) is exactly `drop`.
-    commands.append(_command(args, lmbda, workdir, remaining, [
-        f"--config.num_train_steps={total}", "--config.learning_rate_schedule=piecewise",
-        f"--config.learning_rate_boundaries=({(drop + 0.5) / total!r},)"]))
-  _run_all(commands, args.concurrent, logs)
+  env = dict(os.environ)
+  try:
+    if args.concurrent:
+      if len(lmbdas) > 1:
+        # Each process takes its share of the accelerator's memory instead of 75 % of it.
+        env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{0.9 / len(lmbdas):.2f}")
+      with concurrent.futures.ThreadPoolExecutor(len(lmbdas)) as pool:
+        for future in [pool.submit(_train, args, *run, args.budget_s, env)
+                       for run in zip(lmbdas, workdirs, logs)]:
+          future.result()
+    else:
+      for index, run in enumerate(zip(lmbdas, workdirs, logs)):
+        left = args.budget_s - (time.monotonic() - start)
+        _train(args, *run, left / (len(lmbdas) - index), env)
+  except RuntimeError as error:
+    raise SystemExit(str(error)) from error
 
   runs = {}
   for lmbda, workdir in zip(lmbdas, workdirs):
