@@ -63,7 +63,7 @@ def _stage(first_step: int, last_step: int, config: ml_collections.ConfigDict) -
   stage = {"steps": [first_step, last_step],
            **{key: config.get(key) for key in ("batch_size", "patch_size", "learning_rate",
                                                 "learning_rate_schedule",
-                                                "learning_rate_boundaries")},
+                                                "learning_rate_boundaries", "train_glob")},
            "quantization": config.get("quantization", QUANTIZATION_BEFORE_THE_OPTION)}
   if config.get("learning_rate_schedule") == "piecewise":
     stage["learning_rate_drops_at"] = train.learning_rate_drop_steps(config)
@@ -76,8 +76,9 @@ def _earlier_stages(config) -> list[dict]:
     return []
   earlier = models.record(config.init_from)
   if earlier.get("stages"):
-    return [{"quantization": QUANTIZATION_BEFORE_THE_OPTION, **stage}
-            for stage in earlier["stages"]]
+    # Stages recorded before they named their data trained on the record's train_glob.
+    return [{"quantization": QUANTIZATION_BEFORE_THE_OPTION,
+             "train_glob": earlier["train_glob"], **stage} for stage in earlier["stages"]]
   return [
       _stage(0, earlier["steps"], checkpoints.load_config(models.resolve(config.init_from)))]
 
