@@ -50,8 +50,9 @@ def _curve(name: str, description: str, points: Sequence[str],
 def evaluate_codecs(codecs: Sequence, labels: Sequence[str], files: Sequence[str],
                     name: str = "eic_jax bls2017") -> dict:
   """One curve, one rate point per codec (e.g. one per λ)."""
-  per_point = [_measure_all(lambda image, c=codec: report.measure(c, image), files, label)
-               for codec, label in zip(codecs, labels)]
+  per_point = [_measure_all(lambda image, c=codec: report.measure(c, image), files,
+                            f"{label} ({i + 1}/{len(codecs)})")
+               for i, (codec, label) in enumerate(zip(codecs, labels))]
   order = np.argsort([np.mean([m["bpp"] for m in point]) for point in per_point])
   description = f"{len(files)} images, real bitstreams"
   refine_steps = sorted({codec.refine_steps for codec in codecs})
@@ -84,7 +85,8 @@ def evaluate_baseline(codec: str, files: Sequence[str],
     raise ValueError(f"unknown baseline {codec!r}; use jpeg or webp")
   qualities = qualities or (JPEG_QUALITIES if codec == "jpeg" else WEBP_QUALITIES)
   per_point = [_measure_all(lambda image, q=q: pillow_measure(image, codec, q), files,
-                            f"{codec} q={q}") for q in qualities]
+                            f"{codec} q={q} ({i + 1}/{len(qualities)})")
+               for i, q in enumerate(qualities)]
   name = "JPEG (4:2:0)" if codec == "jpeg" else "WebP"
   return _curve(name, f"Pillow {Image.__version__}, {len(files)} images",
                 [f"quality={q}" for q in qualities], per_point)
