@@ -57,9 +57,8 @@ flags.DEFINE_string("name", None, "evaluate: the curve's name in the results.")
 flags.DEFINE_string("reference", "", "compare: comma-separated results JSON files to compare "
                     "against.")
 flags.DEFINE_list("published", list(compare.DEFAULT_PUBLISHED), "compare: published Kodak "
-                  "curves to compare against too (balle-2017-iclr-opt-mse, "
-                  "balle-2017-iclr-opt-msssim, balle-2018-iclr-opt-mse, bpg444, j2k-opj5, "
-                  "jpeg420, webp, compressai-bmshj2018-factorized_mse_cpu, compressai-jpeg); "
+                  "curves to compare against too, by file stem in eic_jax/reference/kodak "
+                  "(e.g. balle-2018-iclr-opt-mse, bpg444; an unknown name lists them all); "
                   "empty for none.")
 flags.DEFINE_enum("metric", "psnr", list(compare.METRICS), "compare: the quality measure of "
                   "the Bjøntegaard deltas (MS-SSIM in dB: −10·log10(1 − MS-SSIM)).")

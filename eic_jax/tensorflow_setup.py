@@ -56,8 +56,10 @@ def require_coding(purpose: str = "writing and reading .eic bits") -> None:
         f"which is not installed: {CODING_INSTALL}")
 
 
+@functools.cache
 def coding_ops() -> tuple[ModuleType, ModuleType]:
-  """(tensorflow, tensorflow_compression_ops), or MissingDependencyError."""
+  """(tensorflow, tensorflow_compression_ops), or MissingDependencyError; looked up once, not
+  on every encode and decode."""
   require_coding()
   tf = tensorflow("the range coder")
   import tensorflow_compression_ops as tfc_ops  # pylint: disable=import-outside-toplevel
