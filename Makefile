@@ -53,7 +53,7 @@ test: install install-newest
 	$(NEWEST_PY) -m pytest -q -rs
 
 bench: install
-	$(PY) -m eic_jax.bench
+	$(PY) -m eic_jax.tools.bench
 
 clean:
 	rm -rf $(VENV) $(NEWEST_VENV) runs

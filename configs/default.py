@@ -7,8 +7,12 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
 
-  # Model.
+  # Model: an architecture of eic_jax.models, "bls2017" or "bmshj2018" (the scale hyperprior).
+  config.model = "bls2017"
+  # N: channels of the transforms (bls2017's latents too; bmshj2018's side latents z).
   config.num_filters = 128
+  # M: bmshj2018's latent channels.
+  config.num_latent_filters = 192
   config.density_hidden = (3, 3, 3)
   config.density_init_scale = 10.0
   # Tail mass left outside the coding tables' range; values there are escape-coded.

@@ -8,6 +8,7 @@ def get_config():
   config.train_glob = ""
   config.valid_glob = ""
   config.num_filters = 16
+  config.num_latent_filters = 24
   config.patch_size = 32
   config.valid_patch_size = 32
   config.batch_size = 2

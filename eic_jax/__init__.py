@@ -20,9 +20,9 @@ logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 __version__ = "0.1.0"
 
 # Importing the codec starts JAX and TensorFlow, so these are loaded on first use.
-_LAZY = {"load_codec": "eic_jax.codec", "Codec": "eic_jax.codec",
-         "list_models": "eic_jax.models",
-         "BitstreamError": "eic_jax.bitstream", "ImageReadError": "eic_jax.image_io"}
+_LAZY = {"load_codec": "eic_jax.coding.codec", "Codec": "eic_jax.coding.codec",
+         "list_models": "eic_jax.pretrained",
+         "BitstreamError": "eic_jax.coding.bitstream", "ImageReadError": "eic_jax.image_io"}
 
 
 def __getattr__(name: str):

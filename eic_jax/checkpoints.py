@@ -24,7 +24,8 @@ import orbax.checkpoint as ocp
 
 from eic_jax import atomic_files
 from eic_jax import log_filters
-from eic_jax import range_coding
+from eic_jax import models
+from eic_jax.coding import range_coding
 from eic_jax import tensorflow_setup
 
 # Also for notebooks and scripts that never go through main.
@@ -90,6 +91,16 @@ def restore_state(manager: ocp.CheckpointManager, target: Any, step: int | None 
       state=ocp.args.StandardRestore(target))).state
 
 
+def restore_params(manager: ocp.CheckpointManager) -> tuple[Any, int]:
+  """The parameters and step of the latest training checkpoint, read without the training
+  code (the optimiser state comes back as plain arrays and is dropped)."""
+  step = manager.latest_step()
+  metadata = manager.item_metadata(step)["state"]
+  state = manager.restore(step, args=ocp.args.Composite(
+      state=ocp.args.StandardRestore(_zeros_like_metadata(metadata)))).state
+  return state["params"], int(state["step"])
+
+
 def restore_latest_good(manager: ocp.CheckpointManager, target: Any) -> Any | None:
   """The newest checkpoint that restores, or None when there is none.
 
@@ -120,15 +131,16 @@ def latest_step(workdir: str, folder: str = CHECKPOINT_DIR) -> int | None:
     return manager.latest_step()
 
 
-def save_export(workdir: str, params: Any, step: int, tail_mass: float
-                ) -> range_coding.CodingTables | None:
+def save_export(workdir: str, params: Any, step: int, config: ml_collections.ConfigDict
+                ) -> dict[str, range_coding.Tables] | None:
   """Writes the inference-only export: `params` and, where the range coder is installed, the
-  integer coding tables built from them, which it returns."""
+  integer coding tables of the model's entropy models, which it returns."""
   items = {"params": ocp.args.StandardSave(jax.device_get(params))}
   tables = None
   if tensorflow_setup.coding_available():
-    tables = range_coding.build_tables(params["entropy_bottleneck"]["density"], tail_mass)
-    items["coding_tables"] = ocp.args.StandardSave(tables.as_dict())
+    model = models.ARCHITECTURES[models.architecture(config)]
+    tables = model.build_coding_tables(params, config)
+    items["coding_tables"] = ocp.args.StandardSave(range_coding.tables_as_dict(tables))
   with _manager(workdir, EXPORT_DIR, 1) as manager:
     if step in manager.all_steps():
       manager.delete(step)  # an export of the same step, written before the tables existed
@@ -145,7 +157,7 @@ def _zeros_like_metadata(metadata: Any) -> Any:
   return jax.tree_util.tree_map(lambda m: np.zeros(m.shape, m.dtype), metadata)
 
 
-def restore_export(workdir: str) -> tuple[Any, range_coding.CodingTables | None, int]:
+def restore_export(workdir: str) -> tuple[Any, dict[str, range_coding.Tables] | None, int]:
   """Parameters, coding tables (None in an export written without the range coder) and step of
   the latest export."""
   step = latest_step(workdir, EXPORT_DIR)
@@ -158,4 +170,4 @@ def restore_export(workdir: str) -> tuple[Any, range_coding.CodingTables | None,
     restored = manager.restore(step, args=ocp.args.Composite(**items))
   tables = restored.get("coding_tables")
   return (restored["params"],
-          None if tables is None else range_coding.CodingTables.from_dict(tables), step)
+          None if tables is None else range_coding.tables_from_dict(tables), step)

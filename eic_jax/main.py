@@ -23,18 +23,18 @@ from ml_collections import config_flags
 import tqdm
 
 from eic_jax import atomic_files
-from eic_jax import codec as codec_lib
-from eic_jax import compare
+from eic_jax.coding import codec as codec_lib
+from eic_jax.evaluation import compare
 from eic_jax import compilation_cache
-from eic_jax import evaluation
+from eic_jax.evaluation import evaluation
 from eic_jax import image_io
-from eic_jax import input_pipeline
+from eic_jax.training import input_pipeline
 from eic_jax import log_filters
-from eic_jax import parallel
-from eic_jax import rd_curves
-from eic_jax import report
+from eic_jax.training import parallel
+from eic_jax.evaluation import rd_curves
+from eic_jax.evaluation import report
 from eic_jax import tensorflow_setup
-from eic_jax import train
+from eic_jax.training import train
 
 FLAGS = flags.FLAGS
 
@@ -57,14 +57,14 @@ flags.DEFINE_string("name", None, "evaluate: the curve's name in the results.")
 flags.DEFINE_string("reference", "", "compare: comma-separated results JSON files to compare "
                     "against.")
 flags.DEFINE_list("published", list(compare.DEFAULT_PUBLISHED), "compare: published Kodak "
-                  "curves to compare against too, by file stem in eic_jax/reference/kodak "
+                  "curves to compare against too, by file stem in eic_jax/evaluation/reference/kodak "
                   "(e.g. balle-2018-iclr-opt-mse, bpg444; an unknown name lists them all); "
                   "empty for none.")
 flags.DEFINE_enum("metric", "psnr", list(compare.METRICS), "compare: the quality measure of "
                   "the Bjøntegaard deltas (MS-SSIM in dB: −10·log10(1 − MS-SSIM)).")
 flags.DEFINE_integer("refine_steps", 0, "compress, evaluate: optimise each image's latents for "
                      "this many steps before coding them: slower encoding, a lower rate–"
-                     "distortion loss, the same decoder (see eic_jax/latent_refinement.py; "
+                     "distortion loss, the same decoder (see eic_jax/coding/latent_refinement.py; "
                      "500 gives most of the gain).")
 flags.DEFINE_bool("verbose", False, "compress: decode again and print sizes, distortion and rate.")
 flags.DEFINE_bool("distributed", False, "train: start JAX's distributed runtime, detecting the "
@@ -104,6 +104,24 @@ def _models() -> list[str]:
 def _load_codec(name: str):
   kwargs = {} if FLAGS.max_pixels is None else {"max_pixels": FLAGS.max_pixels}
   return codec_lib.load_codec(name, refine_steps=FLAGS.refine_steps, **kwargs)
+
+
+class _RefinementBar:
+  """A progress bar for one image's latent refinement, shown while it runs (codec.refine_progress)."""
+
+  def __init__(self, label: str):
+    self.label = label
+    self.bar = None
+
+  def __call__(self, done: int, total: int) -> None:
+    if self.bar is None:
+      self.bar = tqdm.tqdm(total=total, desc=f"refining {self.label}", unit="step",
+                           leave=False)
+    self.bar.update(done - self.bar.n)
+
+  def close(self) -> None:
+    if self.bar is not None:
+      self.bar.close()
 
 
 def _jobs(extensions: tuple[str, ...]) -> list[tuple[str, str]]:
@@ -158,10 +176,14 @@ def _compress() -> None:
 
   def compress_one(source: str, target: str) -> None:
     image = image_io.read_image(source, codec.max_pixels)
-    if FLAGS.verbose:
-      data, _, metrics = report.measure(codec, image)
-    else:
-      data = codec.compress(image)
+    progress = codec.refine_progress = _RefinementBar(os.path.basename(source))
+    try:
+      if FLAGS.verbose:
+        data, _, metrics = report.measure(codec, image)
+      else:
+        data = codec.compress(image)
+    finally:
+      progress.close()
     with atomic_files.atomic_write(target) as stream:
       stream.write(data)
     if FLAGS.verbose:

@@ -18,9 +18,9 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import skimage.data  # noqa: E402
 
-from eic_jax import codec as codec_lib  # noqa: E402
+from eic_jax.coding import codec as codec_lib  # noqa: E402
 from eic_jax import log_filters  # noqa: E402
-from eic_jax import fuzzing  # noqa: E402
+from eic_jax.tools import fuzzing  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A trained workdir.")

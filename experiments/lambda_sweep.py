@@ -18,15 +18,15 @@ from ml_collections import config_flags
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from eic_jax import codec as codec_lib  # noqa: E402
+from eic_jax.coding import codec as codec_lib  # noqa: E402
 from eic_jax import log_filters  # noqa: E402
-from eic_jax import compare  # noqa: E402
-from eic_jax import evaluation  # noqa: E402
+from eic_jax.evaluation import compare  # noqa: E402
+from eic_jax.evaluation import evaluation  # noqa: E402
 from eic_jax import atomic_files
-from eic_jax import input_pipeline  # noqa: E402
-from eic_jax import plots  # noqa: E402
-from eic_jax import rd_curves  # noqa: E402
-from eic_jax import train  # noqa: E402
+from eic_jax.training import input_pipeline  # noqa: E402
+from eic_jax.evaluation import plots  # noqa: E402
+from eic_jax.evaluation import rd_curves  # noqa: E402
+from eic_jax.training import train  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "A config with a list of λ in `lmbdas`.")

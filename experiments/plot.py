@@ -14,11 +14,11 @@ from absl import flags
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from eic_jax import codec as codec_lib  # noqa: E402
+from eic_jax.coding import codec as codec_lib  # noqa: E402
 from eic_jax import log_filters  # noqa: E402
 from eic_jax import image_io  # noqa: E402
-from eic_jax import plots  # noqa: E402
-from eic_jax import rd_curves  # noqa: E402
+from eic_jax.evaluation import plots  # noqa: E402
+from eic_jax.evaluation import rd_curves  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("kind", None, ["rd", "training", "pmf", "reconstruction"], "Which figure.")

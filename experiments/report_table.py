@@ -13,10 +13,10 @@ from absl import flags
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from eic_jax import codec as codec_lib  # noqa: E402
+from eic_jax.coding import codec as codec_lib  # noqa: E402
 from eic_jax import log_filters  # noqa: E402
 from eic_jax import image_io  # noqa: E402
-from eic_jax import report  # noqa: E402
+from eic_jax.evaluation import report  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training workdir.")

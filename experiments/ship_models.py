@@ -3,18 +3,21 @@
   python experiments/ship_models.py --workdirs=runs/lmbda_0.0035,runs/lmbda_0.0067,runs/lmbda_0.013 \\
       --eval_glob='../shared/data/valid/*.png' --results=experiments/results
 
-For each workdir: an inference-only copy in eic_jax/models/bls2017-mse-<λ>/ with its training
-record (steps, data, last validation scores, size, and the rate it gives the reference photo
-that the tests check). A run started from a shipped model (--config.init_from=NAME) keeps that
-model's stages in the record: `stages` lists step ranges with their batch, crop and schedule,
-and the steps where the learning rate drops. Then the rate–distortion evaluation of all
-shipped models with JPEG and WebP on --eval_glob: model.json, jpeg.json, webp.json, rd.png
-and bd_rates.txt in --results; with --refine_steps, also model_refined.json, the same models
-with each image's latents refined before coding (see eic_jax/latent_refinement.py).
+For each workdir: an inference-only copy in eic_jax/pretrained/<architecture>-mse-<λ>/ with its
+training record (steps, data, last validation scores, size, the rate it gives the reference
+photo that the tests check, and the fingerprints of the weights shipped under that name before,
+so that their files can be named). A run started from a shipped model (--config.init_from=NAME)
+keeps that model's stages in the record: `stages` lists step ranges with their batch, crop and
+schedule, and the steps where the learning rate drops. Then the rate–distortion evaluation of
+all shipped models, one curve per architecture, with JPEG and WebP on --eval_glob:
+<architecture>.json, jpeg.json, webp.json, rd.png and bd_rates.txt in --results; with
+--refine_steps, also <architecture>_refined.json, the same models with each image's latents
+refined before coding (see eic_jax/coding/latent_refinement.py).
 """
 
 import os
 import pathlib
+import subprocess
 import sys
 
 from absl import app
@@ -27,18 +30,19 @@ import skimage.data  # noqa: E402
 
 from eic_jax import atomic_files  # noqa: E402
 from eic_jax import checkpoints  # noqa: E402
-from eic_jax import codec as codec_lib  # noqa: E402
-from eic_jax import compare  # noqa: E402
-from eic_jax import evaluation  # noqa: E402
-from eic_jax import input_pipeline  # noqa: E402
-from eic_jax import latent_refinement  # noqa: E402
+from eic_jax.coding import codec as codec_lib  # noqa: E402
+from eic_jax.evaluation import compare  # noqa: E402
+from eic_jax.evaluation import evaluation  # noqa: E402
+from eic_jax.training import input_pipeline  # noqa: E402
+from eic_jax.coding import latent_refinement  # noqa: E402
 from eic_jax import log_filters  # noqa: E402
 from eic_jax import models  # noqa: E402
-from eic_jax import plots  # noqa: E402
-from eic_jax import rd_curves  # noqa: E402
-from eic_jax import report  # noqa: E402
-from eic_jax import train  # noqa: E402
-from eic_jax import training_log  # noqa: E402
+from eic_jax import pretrained  # noqa: E402
+from eic_jax.evaluation import plots  # noqa: E402
+from eic_jax.evaluation import rd_curves  # noqa: E402
+from eic_jax.evaluation import report  # noqa: E402
+from eic_jax.training import train  # noqa: E402
+from eic_jax.training import training_log  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("workdirs", None, "Trained workdirs, one per λ.")
@@ -72,15 +76,15 @@ def _stage(first_step: int, last_step: int, config: ml_collections.ConfigDict) -
 
 def _earlier_stages(config) -> list[dict]:
   """The stages of the model this run started from (`config.init_from`), when it is shipped."""
-  if not config.get("init_from") or config.init_from not in models.list_models():
+  if not config.get("init_from") or config.init_from not in pretrained.list_models():
     return []
-  earlier = models.record(config.init_from)
+  earlier = pretrained.record(config.init_from)
   if earlier.get("stages"):
     # Stages recorded before they named their data trained on the record's train_glob.
     return [{"quantization": QUANTIZATION_BEFORE_THE_OPTION,
              "train_glob": earlier["train_glob"], **stage} for stage in earlier["stages"]]
   return [
-      _stage(0, earlier["steps"], checkpoints.load_config(models.resolve(config.init_from)))]
+      _stage(0, earlier["steps"], checkpoints.load_config(pretrained.resolve(config.init_from)))]
 
 
 def _training_record(workdir: str, config) -> dict:
@@ -92,11 +96,37 @@ def _training_record(workdir: str, config) -> dict:
   stages = _earlier_stages(config)
   first_step = stages[-1]["steps"][1] if stages else 0
   stages.append(_stage(first_step, final_step, config))
-  return {"lmbda": config.lmbda, "num_filters": config.num_filters, "steps": final_step,
+  return {"architecture": models.architecture(config), "lmbda": config.lmbda,
+          "num_filters": config.num_filters,
+          **({"num_latent_filters": config.num_latent_filters}
+             if models.architecture(config) == "bmshj2018" else {}),
+          "steps": final_step,
           "batch_size": config.batch_size, "patch_size": config.patch_size,
           "learning_rate": config.learning_rate, "stages": stages,
           "train_glob": config.train_glob, "valid_glob": config.valid_glob,
           "last_validation": {"step": max(steps.values(), default=None), **last}}
+
+
+def _releases(name: str, codec: codec_lib.Codec) -> list[dict]:
+  """This shipment's weights, then those shipped under `name` before, each with the commit
+  that shipped it (the last commit of the shipped record, for the one being replaced)."""
+  earlier = []
+  if name in pretrained.list_models():
+    path = pretrained.MODELS_DIR / name / pretrained.RECORD_FILE
+    shipped_in = subprocess.run(["git", "log", "-1", "--format=%h", "--", str(path)],
+                                capture_output=True, text=True).stdout.strip() or None
+    earlier = [{**release, "commit": release.get("commit") or shipped_in}
+               for release in pretrained.record(name).get("releases", [])]
+  current = {"step": codec.step, "fingerprint": codec.fingerprint.hex(), "commit": None}
+  return [current] + [r for r in earlier if r["fingerprint"] != current["fingerprint"]]
+
+
+def _evaluate(names: list[str], files: list[str], architecture: str, refine_steps: int = 0):
+  label = f"eic_jax {architecture} (shipped" + (
+      f", {refine_steps}-step latent refinement)" if refine_steps else ")")
+  return evaluation.evaluate_codecs(
+      [codec_lib.load_codec(n, refine_steps=refine_steps) for n in names], names, files,
+      name=label)
 
 
 def main(argv) -> None:
@@ -104,45 +134,50 @@ def main(argv) -> None:
   log_filters.quiet_libraries()
   for workdir in FLAGS.workdirs:
     config = checkpoints.load_config(workdir)
-    name = f"bls2017-mse-{config.lmbda}"
+    name = f"{models.architecture(config)}-mse-{config.lmbda}"
     codec = codec_lib.load_codec(workdir)
     _, _, metrics = report.measure(codec, reference_photo())
     record = _training_record(workdir, config)
+    record["releases"] = _releases(name, codec)
     record["reference_photo"] = {"image": "skimage.data.coffee()", "bpp": metrics["bpp"],
                                  "psnr": metrics["psnr"],
                                  "expected_bpp": [0.8 * metrics["bpp"], 1.25 * metrics["bpp"]]}
-    record = codec_lib.ship(workdir, str(models.MODELS_DIR / name), record)
+    record = codec_lib.ship(workdir, str(pretrained.MODELS_DIR / name), record)
     print(f"{name}: step {record['steps']}, {record['size_bytes'] / 1e6:.1f} MB, coffee "
           f"{metrics['bpp']:.3f} bpp {metrics['psnr']:.2f} dB")
 
   files = input_pipeline.list_files(FLAGS.eval_glob)
-  names = models.list_models()
-  curves = {"model": evaluation.evaluate_codecs([codec_lib.load_codec(n) for n in names], names,
-                                                files, name="eic_jax bls2017 (shipped)"),
-            "jpeg": evaluation.evaluate_baseline("jpeg", files),
-            "webp": evaluation.evaluate_baseline("webp", files)}
+  by_architecture = {}
+  for name in pretrained.list_models():
+    architecture = models.architecture(checkpoints.load_config(pretrained.resolve(name)))
+    by_architecture.setdefault(architecture, []).append(name)
+  curves = {architecture: _evaluate(names, files, architecture)
+            for architecture, names in sorted(by_architecture.items())}
   if FLAGS.refine_steps:
-    curves["model_refined"] = evaluation.evaluate_codecs(
-        [codec_lib.load_codec(n, refine_steps=FLAGS.refine_steps) for n in names], names, files,
-        name=f"eic_jax bls2017 (shipped, {FLAGS.refine_steps}-step latent refinement)")
+    curves.update({f"{architecture}_refined": _evaluate(names, files, architecture,
+                                                        FLAGS.refine_steps)
+                   for architecture, names in sorted(by_architecture.items())})
+  model_keys = list(curves)
+  curves["jpeg"] = evaluation.evaluate_baseline("jpeg", files)
+  curves["webp"] = evaluation.evaluate_baseline("webp", files)
   os.makedirs(FLAGS.results, exist_ok=True)
-  stale = os.path.join(FLAGS.results, "model_refined.json")
-  if not FLAGS.refine_steps and os.path.exists(stale):
-    os.remove(stale)  # from an earlier shipment: it would describe other models
   for key, curve in curves.items():
     with atomic_files.atomic_write(os.path.join(FLAGS.results, f"{key}.json"), "w") as stream:
       stream.write(rd_curves.dumps(curve))
-  published = rd_curves.published("kodak")["balle-2017-iclr-opt-mse"]
-  model_curves = [curves[key] for key in ("model", "model_refined") if key in curves]
-  plots.rd_figure([*model_curves, curves["jpeg"], curves["webp"],
-                   dict(published, name=published["name"] + " (Kodak)")],
+  published = rd_curves.published("kodak")
+  plots.rd_figure([*(curves[key] for key in model_keys), curves["jpeg"], curves["webp"],
+                   *(dict(published[key], name=published[key]["name"] + " (Kodak)")
+                     for key in ("balle-2017-iclr-opt-mse", "balle-2018-iclr-opt-mse"))],
                   os.path.join(FLAGS.results, "rd.png"),
-                  title=f"{FLAGS.eval_name}, {len(files)} images", focus=len(model_curves))
-  anchors = [curves["jpeg"], curves["webp"]] + compare.published_anchors(curves["model"])
-  tables = [compare.format_table(curves["model"], anchors, metric) for metric in compare.METRICS]
-  if FLAGS.refine_steps:
-    tables += [compare.format_table(curves["model_refined"], [curves["model"], *anchors], metric)
-               for metric in compare.METRICS]
+                  title=f"{FLAGS.eval_name}, {len(files)} images", focus=len(model_keys))
+  tables = []
+  plain = sorted(by_architecture)
+  for key in model_keys:
+    anchors = [curves[other] for other in plain if other != key and not key.startswith(other)]
+    if key.endswith("_refined"):
+      anchors.insert(0, curves[key[:-len("_refined")]])
+    anchors += [curves["jpeg"], curves["webp"]] + compare.published_anchors(curves[key])
+    tables += [compare.format_table(curves[key], anchors, metric) for metric in compare.METRICS]
   table = "\n\n".join(tables)
   with atomic_files.atomic_write(os.path.join(FLAGS.results, "bd_rates.txt"), "w") as stream:
     stream.write(table + "\n")

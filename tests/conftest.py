@@ -60,24 +60,46 @@ def smoke_config(photo_dir):
   return config
 
 
-@pytest.fixture(scope="session")
-def trained_workdir(tmp_path_factory, photo_dir) -> pathlib.Path:
+def _train_tiny(tmp_path_factory, photo_dir, model: str) -> pathlib.Path:
   """A tiny model trained briefly (about 10 s), with its export."""
   from configs import smoke  # pylint: disable=import-outside-toplevel
-  from eic_jax import train  # pylint: disable=import-outside-toplevel
+  from eic_jax.training import train  # pylint: disable=import-outside-toplevel
   config = smoke.get_config()
+  config.model = model
   config.train_glob = str(photo_dir / "*")
   config.valid_glob = ""
   config.patch_size = 64
   config.num_train_steps = 60
   config.checkpoint_every_steps = 60
   config.log_every_steps = 60
-  workdir = tmp_path_factory.mktemp("trained")
+  workdir = tmp_path_factory.mktemp(f"trained-{model}")
   train.train_and_evaluate(config, str(workdir))
   return workdir
 
 
 @pytest.fixture(scope="session")
+def trained_workdir(tmp_path_factory, photo_dir) -> pathlib.Path:
+  return _train_tiny(tmp_path_factory, photo_dir, "bls2017")
+
+
+@pytest.fixture(scope="session")
+def hyperprior_workdir(tmp_path_factory, photo_dir) -> pathlib.Path:
+  return _train_tiny(tmp_path_factory, photo_dir, "bmshj2018")
+
+
+@pytest.fixture(scope="session")
 def codec(trained_workdir):
-  from eic_jax import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  from eic_jax.coding import codec as codec_lib  # pylint: disable=import-outside-toplevel
   return codec_lib.load_codec(str(trained_workdir))
+
+
+@pytest.fixture(scope="session")
+def hyperprior_codec(hyperprior_workdir):
+  from eic_jax.coding import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  return codec_lib.load_codec(str(hyperprior_workdir))
+
+
+@pytest.fixture(params=["bls2017", "bmshj2018"])
+def any_codec(request):
+  """The tiny codec of each architecture."""
+  return request.getfixturevalue("codec" if request.param == "bls2017" else "hyperprior_codec")

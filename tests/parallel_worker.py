@@ -14,8 +14,8 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from configs import smoke  # noqa: E402
-from eic_jax import parallel  # noqa: E402
-from eic_jax import train  # noqa: E402
+from eic_jax.training import parallel  # noqa: E402
+from eic_jax.training import train  # noqa: E402
 
 
 def one_step(devices):

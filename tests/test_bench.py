@@ -2,8 +2,8 @@
 
 import pytest
 
-from eic_jax import bench
-from eic_jax import bls2017
+from eic_jax.tools import bench
+from eic_jax.models import bls2017
 
 
 def analysis_macs(size: int, filters: int) -> list[int]:
@@ -37,9 +37,21 @@ def test_codec_floors_count_the_transforms_of_every_tile():
   assert codec.compiled_transforms(3 * codec.max_tile * bls2017.DOWNSAMPLING, size)[2] > 1
 
 
-def test_transforms_and_loader_are_measured_without_the_range_coder():
-  transforms = bench.bench_transforms(repeats=2, num_filters=16, height=64, width=96)
+@pytest.mark.coding
+def test_codec_measurements_for_the_hyperprior():
+  codec = bench.load_codec(None, "bmshj2018")
+  assert codec.architecture == "bmshj2018"
+  image = bench.photograph(64, 96)
+  assert codec.decompress(codec.compress(image)).shape == (64, 96, 3)
+
+
+@pytest.mark.parametrize("model", ["bls2017", "bmshj2018"])
+def test_transforms_and_loader_are_measured_without_the_range_coder(model):
+  transforms = bench.bench_transforms(repeats=2, num_filters=16, height=64, width=96,
+                                      model=model)
   assert transforms["transforms_size"] == "96x64"
   assert transforms["analysis_ms"] > 0 and transforms["synthesis_ms"] > 0
+  step = bench.bench_train_step(16, repeats=1, batch_size=1, patch_size=64, model=model)
+  assert step["model"] == model and step["train_step_s"] > 0
   loader = bench.bench_loader(None, threads=2, batch_size=4, patch_size=64, batches=5)
   assert loader["loader_images"] == 8 and loader["loader_crops_per_s"] > 0

@@ -1,40 +1,80 @@
+import pathlib
+import struct
+import zlib
+
+import numpy as np
 import pytest
 
-from eic_jax import bitstream
+from eic_jax.coding import bitstream
 
 FINGERPRINT = bytes(range(8))
+DATA = pathlib.Path(__file__).parent / "data"
 
 
-def _file(payload=b"payload bytes", height=5, width=7):
-  return bitstream.pack(bitstream.Header(FINGERPRINT, height, width), payload)
+def _file(streams=(b"side stream", b"payload bytes"), height=5, width=7, model="mine-0.01"):
+  header = bitstream.Header(FINGERPRINT, height, width, architecture="bmshj2018", model=model,
+                            step=1234, index_checksum=bitstream.index_checksum(np.arange(6)))
+  return bitstream.pack(header, list(streams))
 
 
-def test_round_trip_and_header_size():
-  data = _file()
-  assert len(data) == bitstream.HEADER_SIZE + len(b"payload bytes") and bitstream.HEADER_SIZE <= 24
-  header, payload = bitstream.unpack(data, FINGERPRINT)
-  assert (header.height, header.width, payload) == (5, 7, b"payload bytes")
+def _with_valid_crc(data: bytes) -> bytes:
+  return data[:4] + struct.pack(">I", zlib.crc32(data[8:])) + data[8:]
+
+
+def test_round_trip_keeps_every_field_and_stream():
+  streams = [b"z" * 3, b"", b"y" * 300]
+  header, unpacked = bitstream.unpack(_file(streams))
+  assert unpacked == streams
+  assert (header.height, header.width, header.step, header.version) == (5, 7, 1234, 2)
+  assert (header.architecture, header.model) == ("bmshj2018", "mine-0.01")
+  assert header.index_checksum == bitstream.index_checksum(np.arange(6))
+  # Fixed fields, two names, a stream count and one length byte per stream but the last.
+  assert len(_file(streams)) - 303 == 32 + 1 + 9 + 1 + 9 + 1 + 2
+
+
+def test_version_1_files_still_unpack():
+  data = (DATA / "coffee-v1-bls2017-mse-0.013.eic").read_bytes()
+  header, streams = bitstream.unpack(data)
+  assert (header.version, header.architecture, header.model, header.index_checksum) == (
+      1, "bls2017", "", None)
+  assert (header.height, header.width) == (48, 40) and streams == [data[24:]]
 
 
 @pytest.mark.parametrize("data,message", [
     (b"", "not an eic_jax compressed file"),
     (b"PNG\x89 something else entirely", "not an eic_jax compressed file"),
+    (b"EIC", "truncated file"),
     (_file()[:20], "truncated file"),
     (_file()[:-1], "corrupted or truncated"),
     (_file() + b"\x00", "corrupted or truncated"),
     (_file()[:30] + bytes([_file()[30] ^ 4]) + _file()[31:], "corrupted or truncated"),
     (_file()[:3] + b"\x07" + _file()[4:], "unsupported format version 7"),
+    (_with_valid_crc(_file()[:32] + b"\xff" + _file()[33:]), "a name runs past"),
+    (_with_valid_crc(_file()[:32] + b"\x02\xff\xfe" + _file()[35:]), "not UTF-8"),
+    (_with_valid_crc(_file()[:52] + b"\x09" + _file()[53:]), "invalid stream count"),
+    (_with_valid_crc(_file()[:53] + b"\x7f" + _file()[54:]), "streams are shorter"),
+    (_with_valid_crc(_file()[:53] + b"\xff\xff\xff\xff\xff" + _file()[54:]), "stream length"),
 ])
 def test_bad_files_raise_the_documented_error(data, message):
   with pytest.raises(bitstream.BitstreamError, match=message):
-    bitstream.unpack(data, FINGERPRINT)
+    bitstream.unpack(data)
 
 
-def test_other_model_and_size_limits():
-  with pytest.raises(bitstream.BitstreamError, match="different model"):
-    bitstream.unpack(_file(), bytes(8))
+def test_size_limits():
   with pytest.raises(bitstream.BitstreamError, match="exceeds the limit of 1000 pixels"):
-    bitstream.unpack(_file(height=100, width=100), FINGERPRINT, max_pixels=1000)
+    bitstream.unpack(_file(height=100, width=100), max_pixels=1000)
   with pytest.raises(bitstream.BitstreamError, match="invalid image size 0x7"):
-    bitstream.unpack(_file(height=0), FINGERPRINT)
+    bitstream.unpack(_file(height=0))
   assert issubclass(bitstream.BitstreamError, ValueError)
+
+
+def test_names_are_cut_to_what_the_header_holds():
+  header, _ = bitstream.unpack(_file(model="é" * 200))
+  assert len(header.model.encode("utf-8")) <= bitstream.MAX_NAME_BYTES
+
+
+def test_index_checksum_sees_every_index():
+  indexes = np.zeros((4, 5, 3), np.int32)
+  changed = indexes.copy()
+  changed[3, 4, 2] = 1
+  assert bitstream.index_checksum(indexes) != bitstream.index_checksum(changed)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from eic_jax import bjontegaard
+from eic_jax.evaluation import bjontegaard
 
 RATE = np.array([0.1, 0.25, 0.5, 1.0, 2.0])
 PSNR = np.array([26.0, 29.0, 31.5, 34.5, 38.0])

@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from eic_jax.bls2017 import BLS2017
+from eic_jax.models.bls2017 import BLS2017
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +19,9 @@ def test_any_image_size_reconstructs_at_its_own_size(model_and_params, height, w
   model, params = model_and_params
   x = jnp.full((2, height, width, 3), 128.0)
   for training in (True, False):
-    x_hat, likelihoods = model.apply({"params": params}, x, training=training,
-                                     rngs={"noise": jax.random.PRNGKey(2)})
+    x_hat, outputs = model.apply({"params": params}, x, training=training,
+                                 rngs={"noise": jax.random.PRNGKey(2)})
+    likelihoods = outputs["y"]
     assert x_hat.shape == x.shape
     assert likelihoods.shape == (2, -(-height // 16), -(-width // 16), 8)
     assert np.all((likelihoods > 0) & (likelihoods <= 1))

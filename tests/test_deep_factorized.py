@@ -3,8 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from eic_jax import deep_factorized
-from eic_jax import entropy_bottleneck
+from eic_jax.entropy_models import deep_factorized
+from eic_jax.entropy_models import entropy_bottleneck
 
 
 @pytest.fixture(scope="module")

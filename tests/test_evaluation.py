@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eic_jax import compare
-from eic_jax import evaluation
+from eic_jax.evaluation import compare
+from eic_jax.evaluation import evaluation
 from eic_jax import image_io
-from eic_jax import plots
-from eic_jax import rd_curves
-from eic_jax import report
+from eic_jax.evaluation import plots
+from eic_jax.evaluation import rd_curves
+from eic_jax.evaluation import report
 from tests.conftest import ROOT, photo
 
 
@@ -67,7 +67,10 @@ def _valid_png(path):
 
 
 @pytest.mark.coding
-def test_plots_are_written(codec, trained_workdir, tmp_path):
+@pytest.mark.parametrize("workdir,codec_name", [("trained_workdir", "codec"),
+                                                ("hyperprior_workdir", "hyperprior_codec")])
+def test_plots_are_written(request, workdir, codec_name, tmp_path):
+  trained_workdir, codec = request.getfixturevalue(workdir), request.getfixturevalue(codec_name)
   curve = {"name": "model", "points": ["a", "b"],
            "results": {"bpp": [0.2, 0.5], "psnr-rgb": [27.0, 30.0],
                        "ms-ssim-rgb": [0.9, 0.95]}}
@@ -179,7 +182,9 @@ def test_per_image_bd_rates_skip_images_without_the_metric():
 
 @pytest.mark.coding
 @pytest.mark.parametrize("model", ["shipped", "workdir"])
-def test_notebook_runs_headless(trained_workdir, tmp_path, model):
+def test_notebook_runs_headless(hyperprior_workdir, tmp_path, model):
+  """With the shipped bls2017 default and with a bmshj2018 workdir."""
+  trained_workdir = hyperprior_workdir
   notebook = nbformat.read(ROOT / "notebooks" / "codec_tour.ipynb", as_version=4)
   variables = {"EIC_FIGURES": str(tmp_path / "figures")}
   if model == "workdir":

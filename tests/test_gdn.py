@@ -3,8 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from eic_jax import bounds
-from eic_jax import gdn
+from eic_jax.layers import bounds
+from eic_jax.layers import gdn
 
 
 def _reference(x, beta, gamma, inverse):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eic_jax import input_pipeline
+from eic_jax.training import input_pipeline
 
 
 @pytest.fixture(scope="module")

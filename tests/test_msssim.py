@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from eic_jax import msssim
+from eic_jax.evaluation import msssim
 from eic_jax import tensorflow_setup
 from tests.conftest import photo
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from eic_jax import checkpoints
-from eic_jax import parallel
-from eic_jax import train
+from eic_jax.training import parallel
+from eic_jax.training import train
 from tests.conftest import ROOT
 
 # XLA:CPU's thunk runtime deadlocks now and then (4 runs in 12 on 2 cores) when 8 host devices

@@ -2,8 +2,8 @@ import jax
 import numpy as np
 import pytest
 
-from eic_jax import deep_factorized
-from eic_jax import range_coding
+from eic_jax.entropy_models import deep_factorized
+from eic_jax.coding import range_coding
 
 
 @pytest.fixture(scope="module")
@@ -48,5 +48,5 @@ def test_typical_latents_cost_about_their_information(tables):
 
 @pytest.mark.coding
 def test_tables_survive_a_round_trip_through_a_dict(tables):
-  copy = range_coding.CodingTables.from_dict(tables.as_dict())
+  copy = range_coding.FactorizedTables.from_dict(tables.as_dict())
   assert copy.to_bytes() == tables.to_bytes()

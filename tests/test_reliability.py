@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 
 from eic_jax import checkpoints
-from eic_jax import codec as codec_lib
-from eic_jax import fuzzing
+from eic_jax.coding import codec as codec_lib
+from eic_jax.tools import fuzzing
 from eic_jax import image_io
-from eic_jax import train
+from eic_jax.training import train
 from tests.conftest import ROOT, photo
 
 

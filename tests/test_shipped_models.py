@@ -7,19 +7,19 @@ import skimage.data
 from PIL import Image
 
 import eic_jax
-from eic_jax import models
-from eic_jax import report
+from eic_jax import pretrained
+from eic_jax.evaluation import report
 from tests.conftest import ROOT
 
-SHIPPED = models.list_models()
+SHIPPED = pretrained.list_models()
 
 
 def test_at_least_three_rate_points_are_shipped():
   assert len(SHIPPED) >= 3
-  rates = sorted(models.record(name)["reference_photo"]["bpp"] for name in SHIPPED)
+  rates = sorted(pretrained.record(name)["reference_photo"]["bpp"] for name in SHIPPED)
   assert len(set(np.round(rates, 3))) == len(rates)
   for name in SHIPPED:
-    assert models.record(name)["size_bytes"] < 20e6
+    assert pretrained.record(name)["size_bytes"] < 20e6
 
 
 @pytest.mark.coding
@@ -28,7 +28,7 @@ def test_shipped_model_codes_the_reference_photo_at_its_rate(name):
   codec = eic_jax.load_codec(name)
   photo = skimage.data.coffee()
   data, reconstruction, metrics = report.measure(codec, photo)
-  low, high = models.record(name)["reference_photo"]["expected_bpp"]
+  low, high = pretrained.record(name)["reference_photo"]["expected_bpp"]
   assert low <= metrics["bpp"] <= high
   assert reconstruction.shape == photo.shape and reconstruction.dtype == np.uint8
   assert metrics["psnr"] > 20.0

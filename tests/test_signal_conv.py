@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from eic_jax import signal_conv
+from eic_jax.layers import signal_conv
 
 DIMENSIONS = ("NHWC", "HWIO", "NHWC")
 LAYERS = [(9, 4), (5, 2), (3, 1)]

@@ -6,14 +6,14 @@ import jax
 import numpy as np
 import pytest
 
-from eic_jax import train
+from eic_jax.training import train
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.coding
 
 
 def test_reference_has_the_same_parameters_as_the_model(smoke_config):
-  from eic_jax import tf_reference  # pylint: disable=import-outside-toplevel
+  from eic_jax.tools import tf_reference  # pylint: disable=import-outside-toplevel
   state = train.create_train_state(smoke_config, jax.random.PRNGKey(0))
   ours = sorted(np.size(leaf) for leaf in jax.tree_util.tree_leaves(state.params))
   reference = tf_reference.ReferenceModel(smoke_config.num_filters)
@@ -23,7 +23,7 @@ def test_reference_has_the_same_parameters_as_the_model(smoke_config):
 
 def test_reference_step_is_timed_and_its_loss_is_finite():
   result = subprocess.run(
-      [sys.executable, "-m", "eic_jax.tf_reference", "--num_filters=8", "--patch_size=32",
+      [sys.executable, "-m", "eic_jax.tools.tf_reference", "--num_filters=8", "--patch_size=32",
        "--batch_size=2", "--repeats=2"],
       capture_output=True, text=True, check=True, cwd=ROOT, timeout=300)
   measured = json.loads(result.stdout.strip().splitlines()[-1])

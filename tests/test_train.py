@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from eic_jax import checkpoints
-from eic_jax import input_pipeline
-from eic_jax import train
+from eic_jax.training import input_pipeline
+from eic_jax.training import train
 from tests.conftest import ROOT
 
 

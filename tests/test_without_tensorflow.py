@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from eic_jax import checkpoints
-from eic_jax import codec as codec_lib
-from eic_jax import training_log
+from eic_jax.coding import codec as codec_lib
+from eic_jax.training import training_log
 from tests.conftest import ROOT
 
 _WITHOUT_TENSORFLOW = (
@@ -105,16 +105,26 @@ def test_library_modules_import_without_tensorflow():
   result = subprocess.run(
       [sys.executable, "-c",
        "import sys; sys.modules.update(tensorflow=None, tensorflow_compression_ops=None); "
-       "import eic_jax.bench, eic_jax.train, eic_jax.codec, eic_jax.plots, "
-       "eic_jax.checkpoints, eic_jax.input_pipeline, eic_jax.evaluation"],
+       "import eic_jax.tools.bench, eic_jax.training.train, eic_jax.coding.codec, eic_jax.evaluation.plots, "
+       "eic_jax.checkpoints, eic_jax.training.input_pipeline, eic_jax.evaluation.evaluation, "
+       "eic_jax.models.bmshj2018"],
       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr
+
+
+def test_decoding_does_not_import_the_training_loop():
+  result = subprocess.run(
+      [sys.executable, "-c",
+       "import sys, eic_jax.coding.codec; "
+       "print(sorted(m for m in sys.modules if m.startswith('eic_jax.training')))"],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert result.stdout.strip() == "[]", result.stderr
 
 
 def test_training_imports_no_tensorflow_until_it_writes_event_files():
   result = subprocess.run(
       [sys.executable, "-c",
-       "import sys, eic_jax.main, eic_jax.train, eic_jax.codec; "
+       "import sys, eic_jax.main, eic_jax.training.train, eic_jax.coding.codec; "
        "print('tensorflow' in sys.modules)"],
       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.stdout.strip() == "False", result.stderr

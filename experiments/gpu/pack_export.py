@@ -22,7 +22,7 @@ sys.path.insert(0, ROOT)
 
 from eic_jax import atomic_files  # noqa: E402
 from eic_jax import checkpoints  # noqa: E402
-from eic_jax import training_log  # noqa: E402
+from eic_jax.training import training_log  # noqa: E402
 
 
 def pack(workdir: str, output: str, max_bytes: int | None = None) -> int:

@@ -30,7 +30,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
 
-from eic_jax import training_log  # noqa: E402  (standard library only: no JAX in this process)
+from eic_jax.training import training_log  # noqa: E402  (standard library only: no JAX in this process)
 
 
 def _arguments(argv=None) -> argparse.Namespace:
@@ -50,6 +50,8 @@ def _arguments(argv=None) -> argparse.Namespace:
   parser.add_argument("--overhead_s", type=float, default=60.0, help="Seconds each phase of a "
                       "run spends outside its steps: imports, decoding the photographs, "
                       "compilation, the export.")
+  parser.add_argument("--model", default="bls2017", help="The architecture: bls2017 or "
+                      "bmshj2018 (with --config=configs/bmshj2018.py for its settings).")
   parser.add_argument("--config", default="configs/shipped.py")
   parser.add_argument("overrides", nargs="*", help="Further --config.FIELD=VALUE flags.")
   return parser.parse_args(argv)
@@ -57,9 +59,10 @@ def _arguments(argv=None) -> argparse.Namespace:
 
 def _command(args, lmbda: str, workdir: str, time_limit_s: float, extra: list[str]
              ) -> list[str]:
-  init_from = {"shipped": f"bls2017-mse-{lmbda}"}.get(args.init_from, args.init_from)
+  init_from = {"shipped": f"{args.model}-mse-{lmbda}"}.get(args.init_from, args.init_from)
   return [sys.executable, "-m", "eic_jax.main", f"--config={args.config}",
-          f"--workdir={workdir}", f"--config.lmbda={lmbda}", f"--config.init_from={init_from}",
+          f"--workdir={workdir}", f"--config.model={args.model}", f"--config.lmbda={lmbda}",
+          f"--config.init_from={init_from}",
           f"--config.train_glob={args.train_glob}", f"--config.valid_glob={args.valid_glob}",
           f"--config.learning_rate={args.learning_rate}",
           f"--config.time_limit_s={max(time_limit_s, 1.0):.0f}", *extra, *args.overrides]

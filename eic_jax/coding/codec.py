@@ -1,0 +1,428 @@
+"""Image codec from a trained model: load_codec, compress and decompress.
+
+The codec reads a workdir's export (parameters and integer coding tables; see checkpoints.py).
+Training writes the export at its end; `load_codec` brings it up to date on first use: it
+exports the latest training checkpoint when that is newer (e.g. after an interrupted run), and
+adds the coding tables to an export written where the range coder was not installed.
+
+The codec knows images, tiles and files; what is coded after the analysis transform, and how,
+is the model's own (see models/base.py), so it serves every architecture.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from PIL import Image
+
+from eic_jax import atomic_files
+from eic_jax import checkpoints
+from eic_jax import image_io
+from eic_jax import models
+from eic_jax import pretrained
+from eic_jax import tensorflow_setup
+from eic_jax.coding import bitstream
+from eic_jax.coding import latent_refinement
+from eic_jax.coding import range_coding
+from eic_jax.coding import tiling
+from eic_jax.entropy_models import entropy_bottleneck
+from eic_jax.models.base import EncodedLatents
+
+# Default limit on decoded image size (pixels), checked before anything is allocated.
+DEFAULT_MAX_PIXELS = 2**28
+
+
+class Codec:
+  """Compresses uint8 RGB images to bytes and back with one trained model."""
+
+  def __init__(self, config: ml_collections.ConfigDict, params: Any,
+               tables: dict[str, range_coding.Tables], max_pixels: int = DEFAULT_MAX_PIXELS,
+               max_tile: int = tiling.MAX_TILE, refine_steps: int = 0, name: str = "",
+               step: int = 0):
+    """`refine_steps`: optimise each image's latents for that many steps before coding them
+    (see latent_refinement.py); 0 codes the analysis transform's latents as they are.
+    `name` and `step` identify the weights in the files this codec writes."""
+    if isinstance(refine_steps, bool) or not isinstance(refine_steps, int) or refine_steps < 0:
+      raise ValueError(f"refine_steps must be a non-negative integer, got {refine_steps!r}")
+    self.config = config
+    self.params = params
+    self.tables = tables
+    self.max_pixels = max_pixels
+    self.max_tile = max_tile
+    self.refine_steps = refine_steps
+    self.architecture = models.architecture(config)
+    self.model = models.create(config)
+    self.name = name
+    self.step = step
+    # One compilation per tile shape; tiles come in a few bucketed sizes (see tiling.py).
+    self._analyze = jax.jit(self._analyze_tile)
+    self._synthesize = jax.jit(self._synthesize_tile)
+    self._refine_chunk = jax.jit(self._refine_advance, static_argnames="count")
+    self._refine_end = jax.jit(self._refine_finish)
+    # Called with (steps done, steps in all) as latent refinement advances, e.g. by a progress
+    # bar; None: silent.
+    self.refine_progress = None
+    self._methods = {}
+    self._params64 = None
+    self.fingerprint = _fingerprint(tables, params, self.model.decoder_modules)
+
+  def _method(self, name: str):
+    if name not in self._methods:
+      self._methods[name] = jax.jit(
+          lambda params, *inputs: self.model.apply({"params": params}, *inputs, method=name))
+    return self._methods[name]
+
+  def run(self, method: str, *args) -> np.ndarray:
+    """The model's Flax method `method`, compiled, on this codec's parameters."""
+    return np.asarray(self._method(method)(self.params, *args))
+
+  def run_float64(self, method: str, *args) -> np.ndarray:
+    """`run` in float64, parameters included: for what encoder and decoder must compute alike
+    on any machine (float32 results differ in their last bits between CPUs, thread counts and
+    even between a fresh compilation and a cached one)."""
+    with _float64():
+      if self._params64 is None:
+        self._params64 = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), self.params)
+      return np.asarray(self._method(method)(self._params64,
+                                             *(np.asarray(a, np.float64) for a in args)))
+
+  def _analyze_tile(self, params, pixels, region):
+    return self.model.apply({"params": params}, pixels[None].astype(jnp.float32), region,
+                            method="analyze")[0]
+
+  def _synthesize_tile(self, params, y_hat, region):
+    x_hat = self.model.apply({"params": params}, y_hat[None], region, method="synthesize")
+    return jnp.round(jnp.clip(x_hat[0], 0.0, 255.0)).astype(jnp.uint8)
+
+  def _tile_problem(self, params, y, context, offsets, in_signal, variable, pixels, inside,
+                    region, key) -> latent_refinement.Problem:
+    """The refinement of one tile window's latents where `variable`, for the rate of those
+    latents (given the model's per-position `context`) and the squared error of the pixels
+    `inside`, weighted by the model's λ. Elsewhere the decoder sees them rounded around
+    `offsets`, and zero outside the signal (`in_signal`)."""
+    pixels = pixels.astype(jnp.float32)
+    fixed = jnp.where(in_signal, entropy_bottleneck.round_around(y, offsets), 0.0)
+
+    def loss(y_hat):
+      x_hat = self.model.apply({"params": params}, y_hat[None], region, method="synthesize")[0]
+      squared_error = jnp.where(inside[..., None], (jnp.clip(x_hat, 0.0, 255.0) - pixels)**2,
+                                0.0)
+      bits = jnp.where(variable[..., None],
+                       self.model.apply({"params": params}, y_hat[None], context[None],
+                                        method="latent_bits")[0], 0.0)
+      # bpp + λ·MSE over the tile's own pixels, as in training.
+      return (jnp.sum(bits) + self.config.lmbda * jnp.sum(squared_error) / 3.0) / jnp.maximum(
+          jnp.sum(inside), 1)
+
+    return latent_refinement.Problem(loss, fixed, variable, offsets, key, self.refine_steps)
+
+  def _refine_advance(self, params, carry, first, tile, count):
+    return latent_refinement.advance(self._tile_problem(params, *tile), carry, first, count)
+
+  def _refine_finish(self, params, refined, tile):
+    return latent_refinement.finish(self._tile_problem(params, *tile), refined, tile[0])
+
+  def _plan(self, height: int, width: int) -> tuple[tiling.AxisTiles, tiling.AxisTiles]:
+    scale, margin = self.model.downsampling, self.model.tile_margin
+    return (tiling.plan_axis(-(-height // scale), self.max_tile, margin),
+            tiling.plan_axis(-(-width // scale), self.max_tile, margin))
+
+  def latent_shape(self, height: int, width: int) -> tuple[int, int, int]:
+    scale = self.model.downsampling
+    return (-(-height // scale), -(-width // scale), self.model.latent_channels)
+
+  def compiled_transforms(self, height: int, width: int):
+    """(analysis, synthesis, tile count) for an image of this size: the compiled per-tile
+    transforms, whose cost_analysis() XLA fills with their floating-point work."""
+    rows, cols = self._plan(height, width)
+    scale = self.model.downsampling
+    region = jax.ShapeDtypeStruct((4,), jnp.int32)
+    pixels = jax.ShapeDtypeStruct((scale * rows.size, scale * cols.size, 3), jnp.uint8)
+    latents = jax.ShapeDtypeStruct((rows.size, cols.size, self.model.latent_channels),
+                                   jnp.float32)
+    return (self._analyze.lower(self.params, pixels, region).compile(),
+            self._synthesize.lower(self.params, latents, region).compile(),
+            len(rows.starts) * len(cols.starts))
+
+  def latents(self, image: np.ndarray) -> np.ndarray:
+    """The analysis transform's latents (⌈H/16⌉, ⌈W/16⌉, C) of a uint8 image, tile by tile."""
+    return self._analysis(as_rgb(image))[0]
+
+  def _analysis(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(latents, the image padded for tiles)."""
+    height, width = image.shape[:2]
+    if height * width > self.max_pixels:
+      raise ValueError(f"{width}x{height} image has more than the limit of {self.max_pixels} "
+                       "pixels")
+    rows, cols = self._plan(height, width)
+    scale = self.model.downsampling
+    # The analysis sees the image extended to a multiple of 16 by repeating its edge pixels:
+    # zeros there would be a hard edge that costs bits and, in a small image, drags its
+    # colours. The decoder crops them away, whatever they were.
+    extended = np.pad(image, ((0, -height % scale), (0, -width % scale), (0, 0)), mode="edge")
+    padded = _pad_for_tiles(extended, rows, cols, scale)
+    y = np.empty(self.latent_shape(height, width), np.float32)
+    for top, left, tile_height, tile_width in tiling.windows(rows, cols):
+      window = padded[scale * top:scale * (top + rows.size),
+                      scale * left:scale * (left + cols.size)]
+      region = np.array([scale * (top - rows.margin), scale * (left - cols.margin),
+                         scale * rows.length, scale * cols.length], np.int32)
+      tile = self._analyze(self.params, window, region)
+      y[top:top + tile_height, left:left + tile_width] = np.asarray(
+          tile[rows.margin:rows.margin + tile_height, cols.margin:cols.margin + tile_width])
+    return y, padded
+
+  def encode(self, image: np.ndarray) -> EncodedLatents:
+    """The coded latents of a uint8 image: analysis, refinement if asked, the model's coding."""
+    image = as_rgb(image)
+    y, padded = self._analysis(image)
+    if not self.refine_steps:
+      return self.model.encode_latents(self, y)
+    context, offsets, refined_from = self.model.refinement_context(self, y)
+    rows, cols = self._plan(*image.shape[:2])
+    y = self._refined(y, context, offsets, padded, rows, cols, *image.shape[:2])
+    return self.model.encode_latents(self, y, refined_from)
+
+  def _refined(self, y: np.ndarray, context: np.ndarray, offsets: np.ndarray,
+               padded_image: np.ndarray, rows: tiling.AxisTiles, cols: tiling.AxisTiles,
+               height: int, width: int) -> np.ndarray:
+    """`y` refined tile by tile: each tile's core latents for the rate of the core and the
+    distortion of the core's pixels, with the latents around it as already coded (tiles
+    refined earlier) or as the analysis gave them (later ones)."""
+    scale = self.model.downsampling
+    y = _pad_for_tiles(y, rows, cols, 1)
+    context = _pad_for_tiles(context, rows, cols, 1)
+    in_signal = _pad_for_tiles(np.ones((rows.length, cols.length, 1), bool), rows, cols, 1)
+    offsets = jnp.asarray(offsets)
+    key = jax.random.PRNGKey(0)  # the same file for the same image, every time
+    windows = list(tiling.windows(rows, cols))
+    total = len(windows) * self.refine_steps
+    for index, (top, left, tile_height, tile_width) in enumerate(windows):
+      latent_window = np.s_[top:top + rows.size, left:left + cols.size]
+      pixel_window = np.s_[scale * top:scale * (top + rows.size),
+                           scale * left:scale * (left + cols.size)]
+      core = np.s_[rows.margin:rows.margin + tile_height, cols.margin:cols.margin + tile_width]
+      variable = np.zeros((rows.size, cols.size), bool)
+      variable[core] = True
+      pixel_rows = scale * (top - rows.margin) + np.arange(scale * rows.size)
+      pixel_cols = scale * (left - cols.margin) + np.arange(scale * cols.size)
+      inside = (np.repeat(np.repeat(variable, scale, 0), scale, 1)
+                & (pixel_rows < height)[:, None] & (pixel_cols < width)[None, :])
+      region = np.array([top - rows.margin, left - cols.margin, rows.length, cols.length],
+                        np.int32)
+      tile = (y[latent_window], context[latent_window], offsets, in_signal[latent_window],
+              variable, padded_image[pixel_window], inside, region,
+              jax.random.fold_in(key, index))
+      carry = latent_refinement.start(jnp.asarray(tile[0]))
+      for first in range(0, self.refine_steps, latent_refinement.CHUNK_STEPS):
+        count = min(latent_refinement.CHUNK_STEPS, self.refine_steps - first)
+        carry = self._refine_chunk(self.params, carry, first, tile, count=count)
+        if self.refine_progress is not None:
+          jax.block_until_ready(carry)
+          self.refine_progress(index * self.refine_steps + first + count, total)
+      refined = self._refine_end(self.params, carry[0], tile)
+      y[latent_window][core] = np.asarray(refined)[core]
+    return y[rows.margin:rows.margin + rows.length, cols.margin:cols.margin + cols.length]
+
+  def symbol_probabilities(self, channel: int, symbols: np.ndarray) -> np.ndarray:
+    """The factorized density's probability of integer `symbols` (relative to the median) in
+    `channel` (bls2017's latents; bmshj2018's side latents)."""
+    density = jax.tree_util.tree_map(lambda a: a[channel:channel + 1],
+                                     self.params["entropy_bottleneck"]["density"])
+    medians = self.tables["entropy_bottleneck"].medians
+    centres = jnp.asarray(symbols, jnp.float32)[None] + medians[channel]
+    return np.asarray(entropy_bottleneck.likelihoods(density, centres.T).T[0])
+
+  def reconstruct(self, y_hat: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The uint8 image (height, width, 3) decoded from quantised latents, tile by tile."""
+    rows, cols = self._plan(height, width)
+    y_hat = _pad_for_tiles(np.asarray(y_hat, np.float32), rows, cols, 1)
+    scale = self.model.downsampling
+    image = np.empty((scale * rows.length, scale * cols.length, 3), np.uint8)
+    for top, left, tile_height, tile_width in tiling.windows(rows, cols):
+      window = y_hat[top:top + rows.size, left:left + cols.size]
+      region = np.array([top - rows.margin, left - cols.margin, rows.length, cols.length],
+                        np.int32)
+      tile = self._synthesize(self.params, window, region)
+      image[scale * top:scale * (top + tile_height), scale * left:scale * (left + tile_width)] = (
+          np.asarray(tile[scale * rows.margin:scale * (rows.margin + tile_height),
+                          scale * cols.margin:scale * (cols.margin + tile_width)]))
+    return image[:height, :width]
+
+  def compress(self, image: np.ndarray) -> bytes:
+    """uint8 (H, W, 3) → .eic bytes. Other uint8 layouts are converted by image_io's rules."""
+    return self.compress_with_latents(image)[0]
+
+  def compress_with_latents(self, image: np.ndarray) -> tuple[bytes, EncodedLatents]:
+    """The .eic bytes and what they code, from one analysis."""
+    image = as_rgb(image)
+    encoded = self.encode(image)
+    header = bitstream.Header(self.fingerprint, image.shape[0], image.shape[1],
+                              architecture=self.architecture, model=self.name, step=self.step,
+                              index_checksum=bitstream.index_checksum(encoded.indexes))
+    return bitstream.pack(header, encoded.streams), encoded
+
+  def decompress(self, data: bytes) -> np.ndarray:
+    """.eic bytes → uint8 (H, W, 3); raises bitstream.BitstreamError for any bad input."""
+    header, streams = bitstream.unpack(data)
+    self._check_model(header)
+    bitstream.check_size(header, self.max_pixels)
+    if len(streams) != self.model.num_streams:
+      raise bitstream.BitstreamError(
+          f"corrupted file: {len(streams)} streams where {self.architecture} writes "
+          f"{self.model.num_streams}")
+
+    def verify(indexes: np.ndarray) -> None:
+      if (header.index_checksum is not None
+          and bitstream.index_checksum(indexes) != header.index_checksum):
+        raise bitstream.BitstreamError(
+            "this decoder's entropy model differs from the encoder's: the coding-table indexes "
+            "it computed do not match the file's checksum. The hyper-synthesis gave different "
+            "floating-point scales here than where the file was written (another CPU, "
+            "backend or library version); decode where it was encoded, or re-encode. See "
+            "docs/bitstream.md.")
+
+    shape = self.latent_shape(header.height, header.width)
+    y_hat = self.model.decode_latents(self, streams, shape, verify)
+    return self.reconstruct(y_hat, header.height, header.width)
+
+  def _check_model(self, header: bitstream.Header) -> None:
+    if header.fingerprint == self.fingerprint:
+      return
+    this = _describe(self.architecture, self.name, self.step, self.fingerprint)
+    name, architecture, step = header.model, header.architecture, header.step
+    written = ""
+    if header.version == 1:  # no name or step in the file: the shipped releases may know it
+      release = pretrained.find_release(header.fingerprint.hex())
+      if release:
+        name, step = release[0], release[1]["step"]
+        if release[1].get("commit"):
+          written = f", the weights shipped in commit {release[1]['commit']}"
+    written = (_describe(architecture, name, step, header.fingerprint) + written if name else
+               f"a model with fingerprint {header.fingerprint.hex()}")
+    if name and name == self.name and architecture == self.architecture:
+      raise bitstream.BitstreamError(
+          f"compressed with earlier weights of {name}: the file was written by {written}; "
+          f"this copy is {this}. Decode it with the weights that wrote it (README: \"Files "
+          "from earlier weights\")")
+    raise bitstream.BitstreamError(
+        f"compressed with a different model: the file was written by {written}; this is {this}")
+
+
+def _float64():
+  """A context in which JAX computes in float64 (the switch moved in JAX 0.6)."""
+  if hasattr(jax, "enable_x64"):
+    return jax.enable_x64(True)
+  from jax.experimental import enable_x64  # pylint: disable=import-outside-toplevel
+  return enable_x64()
+
+
+def _describe(architecture: str, name: str, step: int, fingerprint: bytes) -> str:
+  label = f"{name} ({architecture}, " if name else f"a {architecture} model ("
+  return f"{label}training step {step:,}, fingerprint {fingerprint.hex()})"
+
+
+def _pad_for_tiles(array: np.ndarray, rows: tiling.AxisTiles, cols: tiling.AxisTiles,
+                   scale: int) -> np.ndarray:
+  """Zero-pads (H, W, C) so that every tile window (in units of `scale` positions) lies inside:
+  the margin before, and after up to the end of the last window."""
+  def padding(axis: tiling.AxisTiles, length: int) -> tuple[int, int]:
+    end = scale * (axis.starts[-1] + axis.size)  # in padded coordinates
+    return scale * axis.margin, end - scale * axis.margin - length
+  return np.pad(array, (padding(rows, array.shape[0]), padding(cols, array.shape[1]), (0, 0)))
+
+
+def as_rgb(image: np.ndarray) -> np.ndarray:
+  """Validates a uint8 image and converts (H, W), (H, W, 1) and (H, W, 4) to (H, W, 3)."""
+  image = np.asarray(image)
+  if image.dtype != np.uint8:
+    raise ValueError(f"expected a uint8 image, got {image.dtype}")
+  if image.ndim == 3 and image.shape[2] == 1:
+    image = image[:, :, 0]
+  if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+    raise ValueError(f"expected an image of shape (H, W, 3), got {image.shape}")
+  if min(image.shape[:2]) < 1:
+    raise ValueError(f"empty image of shape {image.shape}")
+  if image.ndim == 3 and image.shape[2] == 3:
+    return image
+  return image_io.to_rgb(Image.fromarray(image))
+
+
+def _fingerprint(tables: dict[str, range_coding.Tables], params: Any,
+                 decoder_modules: tuple[str, ...]) -> bytes:
+  """What a decoder depends on: the integer coding tables and the parameters it reads."""
+  digest = hashlib.sha256(b"".join(table.to_bytes() for table in tables.values()))
+  for module in decoder_modules:
+    for path, leaf in sorted(jax.tree_util.tree_leaves_with_path(params[module]),
+                             key=lambda item: jax.tree_util.keystr(item[0])):
+      digest.update(jax.tree_util.keystr(path).encode())
+      digest.update(np.ascontiguousarray(np.asarray(leaf, np.float32)).tobytes())
+  return digest.digest()[:bitstream.FINGERPRINT_SIZE]
+
+
+def export(workdir: str) -> tuple[Any, dict[str, range_coding.Tables] | None, int]:
+  """Exports the latest training checkpoint of `workdir`: parameters and, where the range coder
+  is installed, coding tables. Returns them with the step."""
+  config = checkpoints.load_config(workdir)
+  with checkpoints.checkpoint_manager(workdir) as manager:
+    if manager.latest_step() is None:
+      raise FileNotFoundError(f"{workdir} has no checkpoint to export")
+    params, step = checkpoints.restore_params(manager)
+  tables = checkpoints.save_export(workdir, params, step, config)
+  return params, tables, step
+
+
+def load_codec(workdir: str, max_pixels: int = DEFAULT_MAX_PIXELS, refine_steps: int = 0
+               ) -> Codec:
+  """Restores a codec from a training workdir or a shipped model's name (see list_models),
+  bringing the export up to date first (see the module's docstring). `refine_steps`: see
+  Codec."""
+  workdir = pretrained.resolve(workdir)
+  config = checkpoints.load_config(workdir)
+  trained = checkpoints.latest_step(workdir)
+  exported = checkpoints.latest_step(workdir, checkpoints.EXPORT_DIR)
+  if trained is not None and (exported is None or trained > exported):
+    tensorflow_setup.require_coding(f"a codec for {workdir}")
+    params, tables, step = export(workdir)
+  else:
+    params, tables, step = checkpoints.restore_export(workdir)
+    if tables is None:
+      tensorflow_setup.require_coding(f"building the coding tables of {workdir}")
+      tables = checkpoints.save_export(workdir, params, step, config)
+  return Codec(config, params, tables, max_pixels, refine_steps=refine_steps,
+               name=os.path.basename(os.path.normpath(os.path.abspath(workdir))), step=step)
+
+
+def ship(workdir: str, destination: str, record: dict) -> dict:
+  """Writes an inference-only copy of a workdir (config, latest export, and `record` with the
+  copy's size in bytes added, as training.json) to `destination`, replacing it whole. Returns
+  the record written."""
+  load_codec(workdir)  # exports the latest checkpoint if the export is older
+  step = checkpoints.latest_step(workdir, checkpoints.EXPORT_DIR)
+  parent = os.path.dirname(os.path.abspath(destination))
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(dir=parent, prefix=".tmp-")
+  os.chmod(staging, atomic_files.default_mode(directory=True))
+  try:
+    shutil.copy(os.path.join(workdir, checkpoints.CONFIG_FILE), staging)
+    shutil.copytree(os.path.join(workdir, checkpoints.EXPORT_DIR, str(step)),
+                    os.path.join(staging, checkpoints.EXPORT_DIR, str(step)))
+    size = sum(os.path.getsize(os.path.join(folder, name))
+               for folder, _, names in os.walk(staging) for name in names)
+    record = {**record, "size_bytes": size}
+    with open(os.path.join(staging, pretrained.RECORD_FILE), "w") as stream:
+      json.dump(record, stream, indent=2)
+    if os.path.exists(destination):
+      shutil.rmtree(destination)
+    os.replace(staging, destination)
+  finally:
+    if os.path.exists(staging):
+      shutil.rmtree(staging)
+  return record

@@ -1,0 +1,116 @@
+"""The model of Ballé, Laparra & Simoncelli (2017), "End-to-end optimized image compression".
+
+Analysis: 9×9/4, 5×5/2, 5×5/2 convolutions with GDN after the first two. Synthesis: the mirror
+image with IGDN. The latents are quantised by an entropy bottleneck with a deep factorized
+density, and the model is trained on rate + λ·distortion.
+"""
+
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import ml_collections
+import numpy as np
+
+from eic_jax.coding import range_coding
+from eic_jax.entropy_models.entropy_bottleneck import EntropyBottleneck
+from eic_jax.layers.gdn import GDN
+from eic_jax.layers.padding import pad_to_multiple, restrict
+from eic_jax.layers.signal_conv import SignalConv
+from eic_jax.models.base import CompressionModel, EncodedLatents, ModelFunctions, channel_indexes
+
+DOWNSAMPLING = 16
+
+
+class AnalysisTransform(nn.Module):
+  num_filters: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, region: jax.Array | None = None) -> jax.Array:
+    x = x / 255.0
+    x = GDN(name="gdn_0")(SignalConv(self.num_filters, 9, 4, name="conv_0")(x))
+    x = restrict(x, region, (1, 4))
+    x = GDN(name="gdn_1")(SignalConv(self.num_filters, 5, 2, name="conv_1")(x))
+    x = restrict(x, region, (1, 8))
+    return SignalConv(self.num_filters, 5, 2, use_bias=False, name="conv_2")(x)
+
+
+class SynthesisTransform(nn.Module):
+  num_filters: int
+
+  @nn.compact
+  def __call__(self, y: jax.Array, region: jax.Array | None = None) -> jax.Array:
+    x = SignalConv(self.num_filters, 5, 2, upsample=True, name="conv_0")(y)
+    x = restrict(GDN(inverse=True, name="igdn_0")(x), region, (2, 1))
+    x = SignalConv(self.num_filters, 5, 2, upsample=True, name="conv_1")(x)
+    x = restrict(GDN(inverse=True, name="igdn_1")(x), region, (4, 1))
+    x = SignalConv(3, 9, 4, upsample=True, name="conv_2")(x)
+    return x * 255.0
+
+
+class BLS2017(CompressionModel):
+  """N latent channels, each with its own learned density."""
+
+  num_filters: int = 128
+  density_hidden: Sequence[int] = (3, 3, 3)
+  density_init_scale: float = 10.0
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict) -> "BLS2017":
+    return cls(num_filters=config.num_filters, density_hidden=tuple(config.density_hidden),
+               density_init_scale=config.density_init_scale)
+
+  @property
+  def latent_channels(self) -> int:
+    return self.num_filters
+
+  def setup(self):
+    self.analysis = AnalysisTransform(self.num_filters)
+    self.synthesis = SynthesisTransform(self.num_filters)
+    self.entropy_bottleneck = EntropyBottleneck(
+        self.num_filters, self.density_hidden, self.density_init_scale)
+
+  def __call__(self, x: jax.Array, training: bool, straight_through: bool = False
+               ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    height, width = x.shape[1:3]
+    y = self.analysis(pad_to_multiple(x, DOWNSAMPLING))
+    y_hat, likelihoods = self.entropy_bottleneck(y, training, straight_through)
+    x_hat = self.synthesis(y_hat)[:, :height, :width, :]
+    return x_hat, {"y": likelihoods}
+
+  def analyze(self, x: jax.Array, region: jax.Array | None = None) -> jax.Array:
+    return self.analysis(pad_to_multiple(x, DOWNSAMPLING), region)
+
+  def synthesize(self, y_hat: jax.Array, region: jax.Array | None = None) -> jax.Array:
+    return self.synthesis(y_hat, region)
+
+  def latent_bits(self, y_hat: jax.Array, context: jax.Array) -> jax.Array:
+    del context  # every position has the same per-channel densities
+    return self.entropy_bottleneck.bits(y_hat)
+
+  @classmethod
+  def build_coding_tables(cls, params: Any, config: ml_collections.ConfigDict
+                          ) -> dict[str, range_coding.Tables]:
+    return {"entropy_bottleneck": range_coding.build_tables(
+        params["entropy_bottleneck"]["density"], config.tail_mass)}
+
+  def refinement_context(self, functions: ModelFunctions, y: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray, Any]:
+    medians = functions.tables["entropy_bottleneck"].medians
+    return np.zeros(y.shape[:2] + (0,), np.float32), medians, None
+
+  def encode_latents(self, functions: ModelFunctions, y: np.ndarray,
+                     refined_from: Any = None) -> EncodedLatents:
+    tables = functions.tables["entropy_bottleneck"]
+    symbols = np.round(y - tables.medians).astype(np.int32)
+    y_hat = (symbols + tables.medians).astype(np.float32)
+    bits = functions.run("latent_bits", y_hat[None], np.zeros((1, 1, 1, 0), np.float32))
+    return EncodedLatents([range_coding.encode(symbols, tables)], y_hat,
+                          channel_indexes(y.shape), float(np.sum(bits)))
+
+  def decode_latents(self, functions: ModelFunctions, streams: list[bytes],
+                     shape: tuple[int, int, int], verify) -> np.ndarray:
+    tables = functions.tables["entropy_bottleneck"]
+    verify(channel_indexes(shape))
+    return (range_coding.decode(streams[0], tables, shape) + tables.medians).astype(np.float32)
+

@@ -1,0 +1,209 @@
+"""The scale hyperprior of Ballé, Minnen, Singh, Hwang & Johnston (2018), "Variational image
+compression with a scale hyperprior".
+
+Analysis: four 5×5/2 convolutions with GDN between them (N channels, then M latents);
+synthesis: the mirror image with IGDN. A hyper-analysis on |y| (3×3/1 ReLU, 5×5/2 ReLU, 5×5/2)
+gives side latents z, coded with a factorized density; the hyper-synthesis (5×5/2 ReLU,
+5×5/2 ReLU, 3×3/1 ReLU) predicts from them the scale of every latent, whose Gaussian
+conditional codes y. The hyper transforms run on the whole latent grid at once (it is 256×
+smaller than the image), so only the main transforms are tiled.
+"""
+
+from typing import Any, ClassVar, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from eic_jax.coding import range_coding
+from eic_jax.entropy_models import gaussian_conditional
+from eic_jax.entropy_models.entropy_bottleneck import EntropyBottleneck
+from eic_jax.entropy_models.gaussian_conditional import GaussianConditional
+from eic_jax.layers.gdn import GDN
+from eic_jax.layers.padding import pad_to_multiple, restrict
+from eic_jax.layers.signal_conv import SignalConv
+from eic_jax.models.base import CompressionModel, EncodedLatents, ModelFunctions, channel_indexes
+
+DOWNSAMPLING = 16
+# The hyper-analysis downsamples the latents by this factor again.
+HYPER_DOWNSAMPLING = 4
+
+
+class AnalysisTransform(nn.Module):
+  num_filters: int
+  num_latent_filters: int
+
+  @nn.compact
+  def __call__(self, x: jax.Array, region: jax.Array | None = None) -> jax.Array:
+    x = x / 255.0
+    for k in range(3):
+      x = GDN(name=f"gdn_{k}")(SignalConv(self.num_filters, 5, 2, name=f"conv_{k}")(x))
+      x = restrict(x, region, (1, 2 ** (k + 1)))
+    return SignalConv(self.num_latent_filters, 5, 2, use_bias=False, name="conv_3")(x)
+
+
+class SynthesisTransform(nn.Module):
+  num_filters: int
+
+  @nn.compact
+  def __call__(self, y: jax.Array, region: jax.Array | None = None) -> jax.Array:
+    x = y
+    for k in range(3):
+      x = SignalConv(self.num_filters, 5, 2, upsample=True, name=f"conv_{k}")(x)
+      x = restrict(GDN(inverse=True, name=f"igdn_{k}")(x), region, (2 ** (k + 1), 1))
+    x = SignalConv(3, 5, 2, upsample=True, name="conv_3")(x)
+    return x * 255.0
+
+
+class HyperAnalysis(nn.Module):
+  num_filters: int
+
+  @nn.compact
+  def __call__(self, y: jax.Array) -> jax.Array:
+    z = pad_to_multiple(jnp.abs(y), HYPER_DOWNSAMPLING)
+    z = nn.relu(SignalConv(self.num_filters, 3, 1, name="conv_0")(z))
+    z = nn.relu(SignalConv(self.num_filters, 5, 2, name="conv_1")(z))
+    return SignalConv(self.num_filters, 5, 2, use_bias=False, name="conv_2")(z)
+
+
+class HyperSynthesis(nn.Module):
+  num_filters: int
+  num_latent_filters: int
+
+  @nn.compact
+  def __call__(self, z_hat: jax.Array) -> jax.Array:
+    """Scales on the grid of the padded latents (crop to the latents' size)."""
+    x = nn.relu(SignalConv(self.num_filters, 5, 2, upsample=True, name="conv_0")(z_hat))
+    x = nn.relu(SignalConv(self.num_filters, 5, 2, upsample=True, name="conv_1")(x))
+    return nn.relu(SignalConv(self.num_latent_filters, 3, 1, upsample=True, name="conv_2")(x))
+
+
+def side_shape(latent_shape: tuple[int, ...], channels: int) -> tuple[int, int, int]:
+  """The shape of z for latents of shape (h, w, …)."""
+  return (-(-latent_shape[0] // HYPER_DOWNSAMPLING), -(-latent_shape[1] // HYPER_DOWNSAMPLING),
+          channels)
+
+
+class BMSHJ2018(CompressionModel):
+  """N channels in the transforms and in z, M latent channels in y."""
+
+  num_filters: int = 128
+  num_latent_filters: int = 192
+  density_hidden: Sequence[int] = (3, 3, 3)
+  density_init_scale: float = 10.0
+
+  decoder_modules: ClassVar[tuple[str, ...]] = ("hyper_synthesis", "synthesis")
+  num_streams: ClassVar[int] = 2  # z, then y
+
+  @classmethod
+  def from_config(cls, config: ml_collections.ConfigDict) -> "BMSHJ2018":
+    return cls(num_filters=config.num_filters, num_latent_filters=config.num_latent_filters,
+               density_hidden=tuple(config.density_hidden),
+               density_init_scale=config.density_init_scale)
+
+  @property
+  def latent_channels(self) -> int:
+    return self.num_latent_filters
+
+  def setup(self):
+    self.analysis = AnalysisTransform(self.num_filters, self.num_latent_filters)
+    self.synthesis = SynthesisTransform(self.num_filters)
+    self.hyper_analysis = HyperAnalysis(self.num_filters)
+    self.hyper_synthesis = HyperSynthesis(self.num_filters, self.num_latent_filters)
+    self.entropy_bottleneck = EntropyBottleneck(
+        self.num_filters, self.density_hidden, self.density_init_scale)
+    self.gaussian_conditional = GaussianConditional()
+
+  def __call__(self, x: jax.Array, training: bool, straight_through: bool = False
+               ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    height, width = x.shape[1:3]
+    y = self.analysis(pad_to_multiple(x, DOWNSAMPLING))
+    z_hat, z_likelihoods = self.entropy_bottleneck(self.hyper_analysis(y), training,
+                                                   straight_through)
+    scales = self.predict_scales(z_hat)[:, :y.shape[1], :y.shape[2]]
+    y_hat, y_likelihoods = self.gaussian_conditional(y, scales, training, straight_through)
+    x_hat = self.synthesis(y_hat)[:, :height, :width, :]
+    return x_hat, {"y": y_likelihoods, "z": z_likelihoods}
+
+  def analyze(self, x: jax.Array, region: jax.Array | None = None) -> jax.Array:
+    return self.analysis(pad_to_multiple(x, DOWNSAMPLING), region)
+
+  def synthesize(self, y_hat: jax.Array, region: jax.Array | None = None) -> jax.Array:
+    return self.synthesis(y_hat, region)
+
+  def hyper_analyze(self, y: jax.Array) -> jax.Array:
+    return self.hyper_analysis(y)
+
+  def predict_scales(self, z_hat: jax.Array) -> jax.Array:
+    return self.hyper_synthesis(z_hat)
+
+  def side_bits(self, z_hat: jax.Array) -> jax.Array:
+    return self.entropy_bottleneck.bits(z_hat)
+
+  def latent_bits(self, y_hat: jax.Array, context: jax.Array) -> jax.Array:
+    return -jnp.log2(gaussian_conditional.likelihoods(y_hat, context))
+
+  @classmethod
+  def build_coding_tables(cls, params: Any, config: ml_collections.ConfigDict
+                          ) -> dict[str, range_coding.Tables]:
+    return {
+        "entropy_bottleneck": range_coding.build_tables(
+            params["entropy_bottleneck"]["density"], config.tail_mass),
+        "gaussian_conditional": range_coding.build_gaussian_tables(
+            gaussian_conditional.scale_table(), config.tail_mass)}
+
+  def latent_scales(self, functions: ModelFunctions, z_symbols: np.ndarray,
+                    latent_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """(z_hat, the scales of latents of `latent_shape`) from z's integers.
+
+    The scales decide every latent's coding table, so the decoder must reproduce the encoder's
+    exactly: they are computed in float64, where the last-bit differences between machines
+    and compilations (about 1e-7 relative in float32) shrink to about 1e-16, far below the
+    table's spacing. The file's index checksum catches what remains (docs/bitstream.md).
+    """
+    z_hat = (z_symbols + functions.tables["entropy_bottleneck"].medians).astype(np.float32)
+    scales = functions.run_float64("predict_scales", z_hat[None])[0]
+    return z_hat, scales[:latent_shape[0], :latent_shape[1]]
+
+  def _indexes(self, functions: ModelFunctions, scales: np.ndarray) -> np.ndarray:
+    table = functions.tables["gaussian_conditional"].scales.astype(np.float64)
+    # The smallest table scale ≥ each scale: the count of entries below it, capped.
+    return np.searchsorted(table[:-1], scales, side="left").astype(np.int32)
+
+  def refinement_context(self, functions: ModelFunctions, y: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray, Any]:
+    z_symbols = self._side_symbols(functions, y)
+    _, scales = self.latent_scales(functions, z_symbols, y.shape)
+    return scales.astype(np.float32), np.zeros(y.shape[-1], np.float32), z_symbols
+
+  def _side_symbols(self, functions: ModelFunctions, y: np.ndarray) -> np.ndarray:
+    z = functions.run("hyper_analyze", y[None])[0]
+    return np.round(z - functions.tables["entropy_bottleneck"].medians).astype(np.int32)
+
+  def encode_latents(self, functions: ModelFunctions, y: np.ndarray,
+                     refined_from: Any = None) -> EncodedLatents:
+    """z is the hyper-analysis of `y`, or, for refined latents, of the latents before
+    refinement, whose scales the refinement optimised for."""
+    z_symbols = self._side_symbols(functions, y) if refined_from is None else refined_from
+    z_hat, scales = self.latent_scales(functions, z_symbols, y.shape)
+    indexes = self._indexes(functions, scales)
+    symbols = np.round(y).astype(np.int32)
+    streams = [range_coding.encode(z_symbols, functions.tables["entropy_bottleneck"]),
+               range_coding.encode(symbols, functions.tables["gaussian_conditional"], indexes)]
+    y_hat = symbols.astype(np.float32)
+    bits = (np.sum(functions.run("side_bits", z_hat[None]))
+            + np.sum(functions.run("latent_bits", y_hat[None], scales[None].astype(np.float32))))
+    return EncodedLatents(streams, y_hat, np.concatenate([channel_indexes(z_symbols.shape).ravel(),
+                                                   indexes.ravel()]), float(bits))
+
+  def decode_latents(self, functions: ModelFunctions, streams: list[bytes],
+                     shape: tuple[int, int, int], verify) -> np.ndarray:
+    z_shape = side_shape(shape, self.num_filters)
+    z_symbols = range_coding.decode(streams[0], functions.tables["entropy_bottleneck"], z_shape)
+    _, scales = self.latent_scales(functions, z_symbols, shape)
+    indexes = self._indexes(functions, scales)
+    verify(np.concatenate([channel_indexes(z_shape).ravel(), indexes.ravel()]))
+    return range_coding.decode(streams[1], functions.tables["gaussian_conditional"], shape,
+                               indexes).astype(np.float32)

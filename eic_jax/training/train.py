@@ -1,0 +1,281 @@
+"""Training: rate–distortion objective, jit-compiled steps, evaluation and the training loop."""
+
+import functools
+import logging
+import math
+import time
+from typing import Any
+
+from clu import metrics
+import flax
+from flax.training import train_state
+import jax
+from jax.experimental import multihost_utils
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from eic_jax import checkpoints
+from eic_jax.training import input_pipeline
+from eic_jax import models
+from eic_jax import pretrained
+from eic_jax.training import parallel
+from eic_jax.training import training_log
+from eic_jax.models.base import CompressionModel
+
+
+@flax.struct.dataclass
+class Metrics(metrics.Collection):
+  """Averages of the rate–distortion measurements, over steps or validation images."""
+  loss: metrics.Average.from_output("loss")
+  bpp: metrics.Average.from_output("bpp")
+  mse: metrics.Average.from_output("mse")
+  psnr: metrics.Average.from_output("psnr")
+
+
+def create_model(config: ml_collections.ConfigDict) -> CompressionModel:
+  return models.create(config)
+
+
+def learning_rate_drop_steps(config: ml_collections.ConfigDict) -> list[int]:
+  """Steps where the piecewise schedule multiplies the learning rate by 0.1: the boundaries
+  are fractions of num_train_steps, counted from step 0."""
+  return [int(f * config.num_train_steps) for f in config.learning_rate_boundaries]
+
+
+def learning_rate_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
+  if config.learning_rate_schedule == "constant":
+    return optax.constant_schedule(config.learning_rate)
+  if config.learning_rate_schedule == "cosine":
+    return optax.cosine_decay_schedule(config.learning_rate, config.num_train_steps)
+  if config.learning_rate_schedule == "piecewise":
+    return optax.piecewise_constant_schedule(
+        config.learning_rate, {step: 0.1 for step in learning_rate_drop_steps(config)})
+  raise ValueError(f"Unknown learning_rate_schedule {config.learning_rate_schedule!r}; "
+                   "use constant, cosine or piecewise")
+
+
+def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  return optax.adam(learning_rate_schedule(config))
+
+
+def init_params(model: CompressionModel, rng: jax.Array) -> Any:
+  size = model.downsampling
+  dummy = jnp.zeros((1, size, size, 3), jnp.float32)
+  return model.init({"params": rng, "noise": rng}, dummy, training=True)["params"]
+
+
+def create_train_state(config: ml_collections.ConfigDict, rng: jax.Array
+                       ) -> train_state.TrainState:
+  model = create_model(config)
+  return train_state.TrainState.create(
+      apply_fn=model.apply, params=init_params(model, rng), tx=create_optimizer(config))
+
+
+def rate_distortion(x: jax.Array, x_hat: jax.Array, likelihoods: dict[str, jax.Array],
+                    lmbda: float) -> dict[str, jax.Array]:
+  """Per-image bits per pixel (of every quantised tensor together), MSE and PSNR (0–255 scale)
+  and loss = bpp + λ·MSE."""
+  num_pixels = x.shape[1] * x.shape[2]
+  bpp = sum(jnp.sum(-jnp.log2(tensor), axis=tuple(range(1, tensor.ndim)))
+            for tensor in likelihoods.values()) / num_pixels
+  mse = jnp.mean(jnp.square(x - x_hat), axis=(1, 2, 3))
+  psnr = 10.0 * jnp.log10(255.0**2 / jnp.maximum(mse, 1e-10))
+  return {"loss": bpp + lmbda * mse, "bpp": bpp, "mse": mse, "psnr": psnr}
+
+
+# How training stands in for rounding: "noise" gives rate and synthesis noisy latents (the
+# paper); "mixed" gives the rate noisy latents and the synthesis rounded ones, straight through.
+QUANTIZATION_MODES = ("noise", "mixed")
+
+
+def check_quantization(quantization: str) -> None:
+  if quantization not in QUANTIZATION_MODES:
+    raise ValueError(f"Unknown quantization {quantization!r}; use one of "
+                     f"{', '.join(QUANTIZATION_MODES)}")
+
+
+def train_step(state: train_state.TrainState, batch: jax.Array, rng: jax.Array, lmbda: float,
+               quantization: str = "noise"
+               ) -> tuple[train_state.TrainState, dict[str, jax.Array]]:
+  """One optimiser step on rate + λ·distortion, quantisation replaced as `quantization` says."""
+  check_quantization(quantization)
+  x = batch.astype(jnp.float32)
+
+  def loss_fn(params):
+    x_hat, likelihoods = state.apply_fn({"params": params}, x, training=True,
+                                        straight_through=quantization == "mixed",
+                                        rngs={"noise": rng})
+    outputs = jax.tree_util.tree_map(jnp.mean, rate_distortion(x, x_hat, likelihoods, lmbda))
+    return outputs["loss"], outputs
+
+  grads, outputs = jax.grad(loss_fn, has_aux=True)(state.params)
+  return state.apply_gradients(grads=grads), outputs
+
+
+def eval_step(apply_fn, params: Any, batch: jax.Array, lmbda: float) -> dict[str, jax.Array]:
+  """Per-image metrics with rounded latents and the reconstruction clipped and rounded to 8 bits,
+  as a decoder would output it."""
+  x = batch.astype(jnp.float32)
+  x_hat, likelihoods = apply_fn({"params": params}, x, training=False)
+  return rate_distortion(x, jnp.round(jnp.clip(x_hat, 0.0, 255.0)), likelihoods, lmbda)
+
+
+def evaluate(eval_fn, params: Any, images: np.ndarray, batch_size: int) -> dict[str, float]:
+  collected = None
+  for start in range(0, len(images), batch_size):
+    update = Metrics.single_from_model_output(
+        **eval_fn(params, images[start:start + batch_size]))
+    collected = update if collected is None else collected.merge(update)
+  return {name: float(value) for name, value in collected.compute().items()}
+
+
+def start_from_export(state: train_state.TrainState, init_from: str) -> train_state.TrainState:
+  """`state` with the parameters and step of an export (a workdir or a shipped model's name)
+  and a fresh optimiser state: training continues from a model whose checkpoints are gone."""
+  params, _, step = checkpoints.restore_export(pretrained.resolve(init_from))
+  params = jax.tree_util.tree_map(jnp.asarray, params)
+  shapes = jax.tree_util.tree_map(jnp.shape, params)
+  if (jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(state.params)
+      or shapes != jax.tree_util.tree_map(jnp.shape, state.params)):
+    raise ValueError(f"{init_from} holds a model of another shape than this config's")
+  logging.info("Starting from the export of %s at step %d with a fresh optimiser", init_from,
+               step)
+  return state.replace(step=step, params=params,
+                       opt_state=schedule_at_step(state.tx.init(params), step))
+
+
+def schedule_at_step(opt_state: Any, step: int) -> Any:
+  """`opt_state` with its learning-rate schedule moved to `step`, so schedule boundaries stay
+  fractions of `num_train_steps` after a restart; Adam's moments and bias correction stay fresh."""
+  def move(node):
+    if isinstance(node, optax.ScaleByScheduleState):
+      return node._replace(count=jnp.full_like(node.count, step))
+    return node
+  return jax.tree_util.tree_map(move, opt_state,
+                                is_leaf=lambda node: isinstance(node, optax.ScaleByScheduleState))
+
+
+def _check_finite(step_and_loss: tuple[int, jax.Array] | None, manager) -> None:
+  if step_and_loss is None:
+    return
+  step, loss = step_and_loss
+  loss = float(loss)
+  if not math.isfinite(loss):
+    raise FloatingPointError(
+        f"Training diverged at step {step}: the loss is {loss}. The last good checkpoint "
+        f"(step {manager.latest_step()}) is kept in {manager.directory}; lower "
+        "learning_rate or lmbda and run again.")
+
+
+def _past(deadline: float) -> bool:
+  """Whether `deadline` (time.monotonic) has passed, as process 0 sees it: every process stops
+  at the same step."""
+  if deadline == math.inf:
+    return False
+  past = time.monotonic() > deadline
+  if jax.process_count() > 1:
+    past = bool(multihost_utils.broadcast_one_to_all(np.array(past)))
+  return past
+
+
+def _periodic(step: int, every: int, last_step: int) -> bool:
+  return step == last_step or (every > 0 and step % every == 0)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
+                       ) -> train_state.TrainState:
+  """Trains in `workdir`, resuming from its latest checkpoint, and returns the final state.
+
+  Data-parallel over every device (see parallel.py); `config.batch_size` is the global batch.
+  At the end, the final parameters are exported for compression, with their coding tables
+  where the range coder is installed (see checkpoints.py).
+  """
+  check_quantization(config.quantization)
+  # The data is found and read before anything is written, so a bad pattern leaves no workdir.
+  loaders = input_pipeline.image_loaders(config.train_glob, config.patch_size)
+  valid_images = (input_pipeline.validation_images(
+      config.valid_glob, config.valid_patch_size, config.num_valid_images)
+                  if config.valid_glob else None)
+  checkpoints.ensure_writable(workdir)
+  mesh = parallel.create_mesh()
+  local_batch_size = parallel.local_batch_size(config.batch_size, mesh)
+  replicated = parallel.replicated(mesh)
+  checkpoints.save_config(config, workdir)
+  rng = jax.random.PRNGKey(config.seed)
+  init_rng, noise_rng = jax.random.split(rng)
+  state = jax.device_put(create_train_state(config, init_rng), replicated)
+  manager = checkpoints.checkpoint_manager(workdir, config.max_checkpoints_to_keep)
+  writer = None
+  try:
+    restored = checkpoints.restore_latest_good(manager, state)
+    if restored is not None:
+      state = restored
+      logging.info("Resumed from step %d in %s", int(state.step), manager.directory)
+    elif config.get("init_from"):
+      state = jax.device_put(start_from_export(state, config.init_from), replicated)
+    initial_step = int(state.step)
+    if initial_step >= config.num_train_steps:
+      logging.info("Already trained for %d steps", initial_step)
+      return state
+
+    batches = iter(input_pipeline.RandomCrops(
+        loaders, local_batch_size, config.patch_size,
+        config.seed + initial_step * jax.process_count() + jax.process_index(),
+        cache=config.cache_images, flips=config.random_flips))
+    # No buffer donation: an asynchronous checkpoint may still be reading the previous state
+    # (on CPU its host copy can alias the device buffer).
+    step_fn = jax.jit(functools.partial(train_step, lmbda=config.lmbda,
+                                        quantization=config.quantization),
+                      in_shardings=(replicated, parallel.batch_sharding(mesh), replicated),
+                      out_shardings=(replicated, replicated))
+    eval_fn = jax.jit(functools.partial(eval_step, state.apply_fn, lmbda=config.lmbda))
+    writer = training_log.TrainingLog(workdir, config.num_train_steps, initial_step,
+                                      files=jax.process_index() == 0)
+    writer.write_hparams({k: v for k, v in config.items() if isinstance(v, (int, float, str))})
+
+    train_metrics = None
+    unchecked = None  # (step, loss) not yet read back
+    deadline = time.monotonic() + config.time_limit_s if config.time_limit_s > 0 else math.inf
+    for step in range(initial_step + 1, config.num_train_steps + 1):
+      with jax.profiler.StepTraceAnnotation("train", step_num=step):
+        batch = parallel.global_batch(next(batches), mesh)
+        state, outputs = step_fn(state, batch, jax.random.fold_in(noise_rng, step))
+      # The previous step's loss is read while this one runs, so the accelerator never waits
+      # for the host; a state is checked before it is saved or reported.
+      _check_finite(unchecked, manager)
+      unchecked = (step, outputs["loss"])
+      writer.advance(step)
+      update = Metrics.single_from_model_output(**outputs)
+      train_metrics = update if train_metrics is None else train_metrics.merge(update)
+      last_step = config.num_train_steps
+      if _past(deadline):
+        last_step = step
+        logging.info("Stopping at step %d: the time limit of %g s is reached", step,
+                     config.time_limit_s)
+      log = _periodic(step, config.log_every_steps, last_step)
+      evaluate_now = valid_images is not None and _periodic(step, config.eval_every_steps,
+                                                            last_step)
+      save = _periodic(step, config.checkpoint_every_steps, last_step)
+      if log or evaluate_now or save:
+        _check_finite(unchecked, manager)
+        unchecked = None
+      if log:
+        writer.write_scalars(step, {f"train_{name}": value for name, value
+                                    in train_metrics.compute().items()})
+        train_metrics = None
+      if evaluate_now:
+        scores = evaluate(eval_fn, state.params, valid_images, config.batch_size)
+        writer.write_scalars(step, {f"valid_{name}": value for name, value in scores.items()})
+      if save:
+        checkpoints.save_state(manager, step, state)
+      if step == last_step:
+        break
+    checkpoints.save_export(workdir, parallel.to_host(state.params), int(state.step), config)
+    return state
+  finally:
+    manager.wait_until_finished()
+    manager.close()
+    if writer is not None:
+      writer.close()

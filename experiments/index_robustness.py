@@ -1,0 +1,162 @@
+"""How robust a hyperprior's scale indexes are: encode once, decode under other settings.
+
+  python experiments/index_robustness.py --workdir=runs/bmshj2018 --images='../shared/data/valid/*.png'
+
+The images are compressed in this process; each setting (thread counts, XLA:CPU flags, tile
+sizes) decodes every file in a fresh process and reports how many scale indexes differ from the
+encoder's, whether the decoder caught it, and whether the pixels are the same. Also prints how
+close the encoder's scales come to the scale table's boundaries, the margin that decides how
+much floating-point noise an index survives.
+"""
+
+import glob
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+from absl import app
+from absl import flags
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from eic_jax import compilation_cache  # noqa: E402
+from eic_jax import image_io  # noqa: E402
+from eic_jax import log_filters  # noqa: E402
+from eic_jax.coding import bitstream  # noqa: E402
+from eic_jax.coding import codec as codec_lib  # noqa: E402
+from eic_jax.coding import range_coding  # noqa: E402
+from eic_jax.models import bmshj2018  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", None, "A trained bmshj2018 workdir or shipped model.")
+flags.DEFINE_string("images", None, "Glob of the photographs to code.")
+flags.DEFINE_string("child", None, "Internal: decode the files in this folder and print JSON.")
+flags.DEFINE_integer("max_tile", 0, "Internal: the child's tile size (0: the default).")
+flags.DEFINE_string("cache", "", "Internal: the child's compilation cache folder ('': none).")
+
+# (name, environment overrides, max_tile, compilation cache: "" none, "fresh" a new folder
+# (compiles and writes it), "reuse" the same folder again (loads what "fresh" wrote))
+SETTINGS = [
+    ("same settings, new process", {}, 0, ""),
+    ("compilation cache, first use (compiles)", {}, 0, "fresh"),
+    ("compilation cache, loaded executables", {}, 0, "reuse"),
+    ("one thread (taskset, Eigen single-threaded)",
+     {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+      "TASKSET": "0"}, 0, ""),
+    ("XLA:CPU fast math", {"XLA_FLAGS": "--xla_cpu_enable_fast_math=true"}, 0, ""),
+    ("XLA:CPU 128-bit vectors", {"XLA_FLAGS": "--xla_cpu_prefer_vector_width=128"}, 0, ""),
+    ("tiles of 12 latents", {}, 12, ""),
+]
+
+
+def _indexes(codec: codec_lib.Codec, data: bytes) -> np.ndarray:
+  """The table indexes this process's decoder computes for a file."""
+  header, streams = bitstream.unpack(data)
+  found = []
+  codec.model.decode_latents(codec, streams, codec.latent_shape(header.height, header.width),
+                             found.append)
+  return found[0]
+
+
+def _float32_indexes(codec: codec_lib.Codec, data: bytes) -> np.ndarray:
+  """The y indexes a decoder would compute from float32 scales (the codec uses float64)."""
+  header, streams = bitstream.unpack(data)
+  shape = codec.latent_shape(header.height, header.width)
+  z = range_coding.decode(streams[0], codec.tables["entropy_bottleneck"],
+                          bmshj2018.side_shape(shape, codec.model.num_filters))
+  z_hat = (z + codec.tables["entropy_bottleneck"].medians).astype(np.float32)
+  scales = codec.run("predict_scales", z_hat[None])[0][:shape[0], :shape[1]]
+  table = codec.tables["gaussian_conditional"].scales
+  return np.searchsorted(table[:-1], scales, side="left")
+
+
+def _child(folder: str) -> None:
+  if FLAGS.cache:
+    compilation_cache.enable(FLAGS.cache)
+  codec = codec_lib.load_codec(FLAGS.workdir)
+  if FLAGS.max_tile:
+    codec = codec_lib.Codec(codec.config, codec.params, codec.tables, max_tile=FLAGS.max_tile,
+                            name=codec.name, step=codec.step)
+  rows = []
+  for path in sorted(pathlib.Path(folder).glob("*.eic")):
+    data = path.read_bytes()
+    expected = np.load(path.with_suffix(".npz"))
+    differing = int(np.sum(_indexes(codec, data) != expected["indexes"]))
+    differing32 = int(np.sum(_float32_indexes(codec, data) != expected["indexes32"]))
+    try:
+      decoded = codec.decompress(data)
+      outcome = ("same pixels" if np.array_equal(decoded, expected["decoded"]) else
+                 f"pixels differ by up to {np.max(np.abs(decoded - expected['decoded'].astype(int)))}")
+    except bitstream.BitstreamError as error:
+      outcome = f"BitstreamError: {str(error)[:60]}"
+    rows.append({"image": path.stem, "differing_indexes": differing,
+                 "differing_float32_indexes": differing32, "outcome": outcome})
+  print(json.dumps(rows))
+
+
+def _boundary_margins(codec: codec_lib.Codec, data: bytes) -> np.ndarray:
+  """Relative distance of every y scale to the nearest boundary of the scale table."""
+  header, streams = bitstream.unpack(data)
+  shape = codec.latent_shape(header.height, header.width)
+  z = range_coding.decode(streams[0], codec.tables["entropy_bottleneck"],
+                          bmshj2018.side_shape(shape, codec.model.num_filters))
+  _, scales = codec.model.latent_scales(codec, z, shape)
+  boundaries = codec.tables["gaussian_conditional"].scales[:-1]
+  scales = np.maximum(scales.ravel(), 1e-30)
+  nearest = np.min(np.abs(np.log(scales[:, None]) - np.log(boundaries[None, :])), axis=1)
+  return nearest
+
+
+def main(argv) -> None:
+  del argv
+  log_filters.quiet_libraries()
+  if FLAGS.child:
+    _child(FLAGS.child)
+    return
+  codec = codec_lib.load_codec(FLAGS.workdir)
+  if codec.architecture != "bmshj2018":
+    raise app.UsageError(f"{FLAGS.workdir} is a {codec.architecture} model: its indexes are "
+                         "channel numbers, which cannot differ")
+  folder = tempfile.mkdtemp(prefix="index-robustness-")
+  margins = []
+  paths = sorted(glob.glob(FLAGS.images))
+  for path in paths:
+    image = image_io.read_image(path)
+    data = codec.compress(image)
+    name = pathlib.Path(path).stem
+    (pathlib.Path(folder) / f"{name}.eic").write_bytes(data)
+    y_indexes = _indexes(codec, data)
+    np.savez(pathlib.Path(folder) / f"{name}.npz", indexes=y_indexes,
+             indexes32=_float32_indexes(codec, data), decoded=codec.decompress(data))
+    margins.append(_boundary_margins(codec, data))
+  margins = np.concatenate(margins)
+  print(f"{len(paths)} images, {margins.size:,} scales of y")
+  for threshold in (1e-7, 1e-6, 1e-5, 1e-4):
+    print(f"  scales within a relative {threshold:g} of a table boundary: "
+          f"{int(np.sum(margins < threshold)):,} ({100 * np.mean(margins < threshold):.4f} %)")
+  cache = os.path.join(folder, "compilation-cache")
+  for name, environment, max_tile, cache_use in SETTINGS:
+    env = {**os.environ, **{k: v for k, v in environment.items() if k != "TASKSET"}}
+    command = [sys.executable, __file__, f"--workdir={FLAGS.workdir}", f"--child={folder}",
+               f"--max_tile={max_tile}", f"--cache={cache if cache_use else ''}"]
+    if "TASKSET" in environment:
+      command = ["taskset", "-c", environment["TASKSET"], *command]
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+      print(f"{name}: failed to run ({result.stderr.strip().splitlines()[-1]})")
+      continue
+    rows = json.loads(result.stdout.strip().splitlines()[-1])
+    differing = sum(row["differing_indexes"] for row in rows)
+    differing32 = sum(row["differing_float32_indexes"] for row in rows)
+    outcomes = sorted({row["outcome"] for row in rows})
+    print(f"{name}: {differing} differing indexes ({differing32} if computed in float32) over "
+          f"{len(rows)} files; {'; '.join(outcomes)}")
+
+
+if __name__ == "__main__":
+  flags.mark_flag_as_required("workdir")
+  app.run(main)
