@@ -1,6 +1,7 @@
 """The command line fails before any work, in one line, and writes files others can read."""
 
 import os
+import re
 import subprocess
 import sys
 
@@ -135,3 +136,22 @@ def test_several_inputs_need_a_folder_and_distinct_names(tmp_path, photo_dir):
                                   f"--output={tmp_path / 'out'}"))
   assert f"several inputs would be written to {tmp_path / 'out' / first.stem}.eic" in message
   assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_long_work_reports_progress_with_rate_and_sensible_precision(photo_dir, tmp_path):
+  workdir = tmp_path / "run"
+  result = _main("--config=configs/smoke.py", f"--workdir={workdir}",
+                 f"--config.train_glob={photo_dir}/*", "--config.num_train_steps=10")
+  assert result.returncode == 0, result.stderr
+  reports = [line for line in result.stderr.splitlines() if "step 10/10" in line]
+  assert reports and ", ETA 0:00:00: train_loss " in reports[0] and " steps/s" in reports[0]
+  values = re.findall(r"train_\w+ ([-+.\de]+)", reports[0])
+  # Four significant digits at most, not the floats' full precision.
+  assert len(values) == 4 and all(len(re.sub(r"[-+.]|e.*", "", v).lstrip("0")) <= 4
+                                  for v in values)
+  result = _main("--mode=evaluate", "--baseline=webp", f"--input={photo_dir}/*.png",
+                 f"--output={tmp_path / 'webp.json'}")
+  assert result.returncode == 0, result.stderr
+  # One bar per quality, labelled with its place in the sweep, counting images with a rate.
+  assert "webp q=0 (1/21)" in result.stderr and "webp q=100 (21/21)" in result.stderr
+  assert "/4 [" in result.stderr and "image/s" in result.stderr

@@ -20,17 +20,20 @@ from tests.conftest import ROOT, photo
 
 @pytest.mark.coding
 def test_fuzzed_files_are_rejected_or_decoded_without_hanging(codec):
+  # bls2017 only: a crafted bmshj2018 stream behind a valid CRC can stall the range decoder
+  # (see the README's Reliability section).
+  count = 1400
   bounded = codec_lib.Codec(codec.config, codec.params, codec.tables, max_pixels=2**20)
   files = [bounded.compress(photo("astronaut", size)) for size in ((17, 30), (64, 64),
                                                                    (150, 120))]
   # The limit catches hangs, not speed: a damaged header may name any size up to max_pixels,
   # whose first decode includes compiling that shape (over 2 s on a loaded 2-core machine).
-  result = fuzzing.run(bounded.decompress, files, count=1400, seed=1, time_limit_s=30.0)
+  result = fuzzing.run(bounded.decompress, files, count=count, seed=1, time_limit_s=30.0)
   assert result["failures"] == []
-  assert result["rejected"] + result["decoded"] == 1400
+  assert result["rejected"] + result["decoded"] == count
   # Damage behind a recomputed CRC reaches the range decoder: some inputs decode to images.
   assert result["totals"]["payload+crc: decoded"] > 0
-  assert result["totals"]["flip: rejected"] == 200
+  assert result["totals"]["flip: rejected"] == count // len(fuzzing.KINDS)
 
 
 @pytest.mark.parametrize("case", ["gray", "rgba", "palette", "sixteen_bit", "cmyk_jpeg",

@@ -34,54 +34,43 @@ class CodingError(BitstreamError):
 
 
 @dataclasses.dataclass(frozen=True)
-class FactorizedTables:
-  """Per channel of a factorized density: the coder's lookup row, the first coded integer and
-  the quantisation offset.
-
-  lookup: int32 (channels, length): [-precision, 0, cdf…, 2^precision, padding…].
-  minima: int32 (channels,): the integer coded as symbol 0.
-  medians: float32 (channels,): latents are rounded around these.
-  """
+class _IntegerTables:
+  """The coder's lookup rows [-precision, 0, cdf…, 2^precision, padding…] (int32, one per
+  table) and the integer each table codes as symbol 0 (int32), then the model's own fields
+  (float32)."""
 
   lookup: np.ndarray
   minima: np.ndarray
-  medians: np.ndarray
 
   def as_dict(self) -> dict[str, np.ndarray]:
     return dataclasses.asdict(self)
 
   @classmethod
-  def from_dict(cls, arrays: dict) -> "FactorizedTables":
-    return cls(lookup=np.asarray(arrays["lookup"], np.int32),
-               minima=np.asarray(arrays["minima"], np.int32),
-               medians=np.asarray(arrays["medians"], np.float32))
+  def from_dict(cls, arrays: dict) -> "_IntegerTables":
+    return cls(**{field.name: np.asarray(arrays[field.name],
+                                         np.int32 if field.name in ("lookup", "minima")
+                                         else np.float32)
+                  for field in dataclasses.fields(cls)})
 
   def to_bytes(self) -> bytes:
-    return b"".join(np.ascontiguousarray(a).tobytes()
-                    for a in (self.lookup, self.minima, self.medians))
+    return b"".join(np.ascontiguousarray(getattr(self, field.name)).tobytes()
+                    for field in dataclasses.fields(self))
 
 
 @dataclasses.dataclass(frozen=True)
-class GaussianTables:
-  """Per entry of the Gaussian conditional's scale table: lookup row and first coded integer
-  (as FactorizedTables), and the entry's scale; latents are rounded to integers."""
+class FactorizedTables(_IntegerTables):
+  """One table per channel of a factorized density; latents are rounded around `medians`
+  (float32, per channel)."""
 
-  lookup: np.ndarray
-  minima: np.ndarray
+  medians: np.ndarray
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianTables(_IntegerTables):
+  """One table per entry of the Gaussian conditional's scale table, whose `scales` (float32)
+  it keeps; latents are rounded to integers."""
+
   scales: np.ndarray
-
-  def as_dict(self) -> dict[str, np.ndarray]:
-    return dataclasses.asdict(self)
-
-  @classmethod
-  def from_dict(cls, arrays: dict) -> "GaussianTables":
-    return cls(lookup=np.asarray(arrays["lookup"], np.int32),
-               minima=np.asarray(arrays["minima"], np.int32),
-               scales=np.asarray(arrays["scales"], np.float32))
-
-  def to_bytes(self) -> bytes:
-    return b"".join(np.ascontiguousarray(a).tobytes()
-                    for a in (self.lookup, self.minima, self.scales))
 
 
 Tables = FactorizedTables | GaussianTables

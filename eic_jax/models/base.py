@@ -102,6 +102,18 @@ class CompressionModel(nn.Module):
     raise NotImplementedError
 
 
+# Whole-grid computations of coding (side information, entropy parameters, information
+# content) see their grids zero-padded to multiples of this many positions, so that images of
+# many sizes share a few compiled shapes; what lies past the grid is masked or cropped.
+GRID_BUCKET = 8
+
+
+def pad_grid(array: np.ndarray, multiple: int = GRID_BUCKET) -> np.ndarray:
+  """Zero-pads (h, w, …) at the bottom and right to multiples of `multiple`."""
+  padding = [(0, -array.shape[0] % multiple), (0, -array.shape[1] % multiple)]
+  return np.pad(array, padding + [(0, 0)] * (array.ndim - 2))
+
+
 def channel_indexes(shape: tuple[int, ...]) -> np.ndarray:
   """Table index = channel: for entropy models with one table per channel."""
   return np.broadcast_to(np.arange(shape[-1], dtype=np.int32), shape)

@@ -17,7 +17,8 @@ from eic_jax.entropy_models.entropy_bottleneck import EntropyBottleneck
 from eic_jax.layers.gdn import GDN
 from eic_jax.layers.padding import pad_to_multiple, restrict
 from eic_jax.layers.signal_conv import SignalConv
-from eic_jax.models.base import CompressionModel, EncodedLatents, ModelFunctions, channel_indexes
+from eic_jax.models.base import (CompressionModel, EncodedLatents, ModelFunctions, channel_indexes,
+                                 pad_grid)
 
 DOWNSAMPLING = 16
 
@@ -104,7 +105,8 @@ class BLS2017(CompressionModel):
     tables = functions.tables["entropy_bottleneck"]
     symbols = np.round(y - tables.medians).astype(np.int32)
     y_hat = (symbols + tables.medians).astype(np.float32)
-    bits = functions.run("latent_bits", y_hat[None], np.zeros((1, 1, 1, 0), np.float32))
+    bits = functions.run("latent_bits", pad_grid(y_hat)[None],
+                         np.zeros((1, 1, 1, 0), np.float32))[0][:y.shape[0], :y.shape[1]]
     return EncodedLatents([range_coding.encode(symbols, tables)], y_hat,
                           channel_indexes(y.shape), float(np.sum(bits)))
 

@@ -24,7 +24,8 @@ from eic_jax.entropy_models.gaussian_conditional import GaussianConditional
 from eic_jax.layers.gdn import GDN
 from eic_jax.layers.padding import pad_to_multiple, restrict
 from eic_jax.layers.signal_conv import SignalConv
-from eic_jax.models.base import CompressionModel, EncodedLatents, ModelFunctions, channel_indexes
+from eic_jax.models.base import (GRID_BUCKET, CompressionModel, EncodedLatents, ModelFunctions,
+                                 channel_indexes, pad_grid)
 
 DOWNSAMPLING = 16
 # The hyper-analysis downsamples the latents by this factor again.
@@ -57,14 +58,22 @@ class SynthesisTransform(nn.Module):
     return x * 255.0
 
 
+def _region(extent: jax.Array | None) -> jax.Array | None:
+  """The region of layers.padding.restrict for a grid whose first `extent` positions are real."""
+  return None if extent is None else jnp.concatenate([jnp.zeros(2, jnp.int32), extent])
+
+
 class HyperAnalysis(nn.Module):
   num_filters: int
 
   @nn.compact
-  def __call__(self, y: jax.Array) -> jax.Array:
+  def __call__(self, y: jax.Array, extent: jax.Array | None = None) -> jax.Array:
+    """`extent`: for latents zero-padded past a grid of this size, rounded up to a multiple of
+    4 (see BMSHJ2018.hyper_analyze); the result is that of the unpadded grid."""
+    region = _region(extent)
     z = pad_to_multiple(jnp.abs(y), HYPER_DOWNSAMPLING)
-    z = nn.relu(SignalConv(self.num_filters, 3, 1, name="conv_0")(z))
-    z = nn.relu(SignalConv(self.num_filters, 5, 2, name="conv_1")(z))
+    z = restrict(nn.relu(SignalConv(self.num_filters, 3, 1, name="conv_0")(z)), region, (1, 1))
+    z = restrict(nn.relu(SignalConv(self.num_filters, 5, 2, name="conv_1")(z)), region, (1, 2))
     return SignalConv(self.num_filters, 5, 2, use_bias=False, name="conv_2")(z)
 
 
@@ -73,10 +82,14 @@ class HyperSynthesis(nn.Module):
   num_latent_filters: int
 
   @nn.compact
-  def __call__(self, z_hat: jax.Array) -> jax.Array:
-    """Scales on the grid of the padded latents (crop to the latents' size)."""
+  def __call__(self, z_hat: jax.Array, extent: jax.Array | None = None) -> jax.Array:
+    """Scales on the grid of the padded latents (crop to the latents' size). `extent`: the
+    size of z's grid when it is zero-padded past it."""
+    region = _region(extent)
     x = nn.relu(SignalConv(self.num_filters, 5, 2, upsample=True, name="conv_0")(z_hat))
+    x = restrict(x, region, (2, 1))
     x = nn.relu(SignalConv(self.num_filters, 5, 2, upsample=True, name="conv_1")(x))
+    x = restrict(x, region, (4, 1))
     return nn.relu(SignalConv(self.num_latent_filters, 3, 1, upsample=True, name="conv_2")(x))
 
 
@@ -133,11 +146,11 @@ class BMSHJ2018(CompressionModel):
   def synthesize(self, y_hat: jax.Array, region: jax.Array | None = None) -> jax.Array:
     return self.synthesis(y_hat, region)
 
-  def hyper_analyze(self, y: jax.Array) -> jax.Array:
-    return self.hyper_analysis(y)
+  def hyper_analyze(self, y: jax.Array, extent: jax.Array | None = None) -> jax.Array:
+    return self.hyper_analysis(y, extent)
 
-  def predict_scales(self, z_hat: jax.Array) -> jax.Array:
-    return self.hyper_synthesis(z_hat)
+  def predict_scales(self, z_hat: jax.Array, extent: jax.Array | None = None) -> jax.Array:
+    return self.hyper_synthesis(z_hat, extent)
 
   def side_bits(self, z_hat: jax.Array) -> jax.Array:
     return self.entropy_bottleneck.bits(z_hat)
@@ -164,7 +177,8 @@ class BMSHJ2018(CompressionModel):
     table's spacing. The file's index checksum catches what remains (docs/bitstream.md).
     """
     z_hat = (z_symbols + functions.tables["entropy_bottleneck"].medians).astype(np.float32)
-    scales = functions.run_float64("predict_scales", z_hat[None])[0]
+    scales = functions.run_float64("predict_scales", pad_grid(z_hat)[None],
+                                   np.array(z_hat.shape[:2], np.int32))[0]
     return z_hat, scales[:latent_shape[0], :latent_shape[1]]
 
   def _indexes(self, functions: ModelFunctions, scales: np.ndarray) -> np.ndarray:
@@ -179,7 +193,10 @@ class BMSHJ2018(CompressionModel):
     return scales.astype(np.float32), np.zeros(y.shape[-1], np.float32), z_symbols
 
   def _side_symbols(self, functions: ModelFunctions, y: np.ndarray) -> np.ndarray:
-    z = functions.run("hyper_analyze", y[None])[0]
+    extent = -(-np.array(y.shape[:2]) // HYPER_DOWNSAMPLING) * HYPER_DOWNSAMPLING
+    z = functions.run("hyper_analyze", pad_grid(y, HYPER_DOWNSAMPLING * GRID_BUCKET)[None],
+                      extent.astype(np.int32))[0]
+    z = z[:extent[0] // HYPER_DOWNSAMPLING, :extent[1] // HYPER_DOWNSAMPLING]
     return np.round(z - functions.tables["entropy_bottleneck"].medians).astype(np.int32)
 
   def encode_latents(self, functions: ModelFunctions, y: np.ndarray,
@@ -193,8 +210,10 @@ class BMSHJ2018(CompressionModel):
     streams = [range_coding.encode(z_symbols, functions.tables["entropy_bottleneck"]),
                range_coding.encode(symbols, functions.tables["gaussian_conditional"], indexes)]
     y_hat = symbols.astype(np.float32)
-    bits = (np.sum(functions.run("side_bits", z_hat[None]))
-            + np.sum(functions.run("latent_bits", y_hat[None], scales[None].astype(np.float32))))
+    z_bits = functions.run("side_bits", pad_grid(z_hat)[None])[0][:z_hat.shape[0], :z_hat.shape[1]]
+    y_bits = functions.run("latent_bits", pad_grid(y_hat)[None],
+                           pad_grid(scales.astype(np.float32))[None])[0][:y.shape[0], :y.shape[1]]
+    bits = np.sum(z_bits) + np.sum(y_bits)
     return EncodedLatents(streams, y_hat, np.concatenate([channel_indexes(z_symbols.shape).ravel(),
                                                    indexes.ravel()]), float(bits))
 
