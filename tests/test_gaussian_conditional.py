@@ -77,3 +77,28 @@ def test_round_trip_with_an_index_per_element(tables):
   bits = -np.sum(np.log2(np.asarray(gaussian_conditional.likelihoods(
       jnp.asarray(symbols[1:], jnp.float32), jnp.asarray(table[indexes[1:]])))))
   assert 8 * len(range_coding.encode(symbols[1:], tables, indexes[1:])) <= bits * 1.02 + 64
+
+
+@pytest.mark.coding
+def test_streams_cut_inside_an_escape_are_rejected_not_decoded_for_ever(tables):
+  """The coder reads an escaped value's Elias gamma prefix until a 1 bit, and zeros past the
+  end of the data: without the decoder's guard bytes, a stream cut there never returns."""
+  import threading  # pylint: disable=import-outside-toplevel
+  indexes = np.zeros((64,), np.int32)  # the narrowest table: large values are escapes
+  symbols = np.full((64,), 2**20, np.int32)
+  data = range_coding.encode(symbols, tables, indexes)
+  outcomes = []
+
+  def decode_every_cut():
+    for end in range(len(data)):
+      try:
+        range_coding.decode(data[:end], tables, symbols.shape, indexes)
+        outcomes.append("decoded")
+      except range_coding.CodingError:
+        outcomes.append("rejected")
+
+  worker = threading.Thread(target=decode_every_cut, daemon=True)
+  worker.start()
+  worker.join(60)
+  assert not worker.is_alive(), f"a cut stream did not return ({len(outcomes)} of {len(data)})"
+  assert outcomes == ["rejected"] * len(data)
