@@ -8,6 +8,7 @@ parameters, range coding — is composed by the model's own `encode_latents` and
 """
 
 import dataclasses
+import functools
 from typing import Any, Callable, ClassVar, Protocol
 
 import flax.linen as nn
@@ -33,7 +34,13 @@ class EncodedLatents:
   streams: list[bytes]  # range-coded streams, in the order decode_latents reads them
   latents: np.ndarray  # the quantised latents (h, w, C) the decoder will synthesise
   indexes: np.ndarray  # the coding-table index of every coded element (see docs/bitstream.md)
-  bits: float  # the model's information content of what was coded, −Σ log2 P
+  # Computes the model's information content of what was coded, −Σ log2 P: only when asked
+  # (evaluation), not on every compress.
+  information: Callable[[], float]
+
+  @functools.cached_property
+  def bits(self) -> float:
+    return float(self.information())
 
 
 class CompressionModel(nn.Module):

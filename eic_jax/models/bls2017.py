@@ -105,10 +105,13 @@ class BLS2017(CompressionModel):
     tables = functions.tables["entropy_bottleneck"]
     symbols = np.round(y - tables.medians).astype(np.int32)
     y_hat = (symbols + tables.medians).astype(np.float32)
-    bits = functions.run("latent_bits", pad_grid(y_hat)[None],
-                         np.zeros((1, 1, 1, 0), np.float32))[0][:y.shape[0], :y.shape[1]]
+
+    def information() -> float:
+      bits = functions.run("latent_bits", pad_grid(y_hat)[None], np.zeros((1, 1, 1, 0), np.float32))
+      return float(np.sum(bits[0][:y.shape[0], :y.shape[1]]))
+
     return EncodedLatents([range_coding.encode(symbols, tables)], y_hat,
-                          channel_indexes(y.shape), float(np.sum(bits)))
+                          channel_indexes(y.shape), information)
 
   def decode_latents(self, functions: ModelFunctions, streams: list[bytes],
                      shape: tuple[int, int, int], verify) -> np.ndarray:

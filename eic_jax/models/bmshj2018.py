@@ -210,12 +210,16 @@ class BMSHJ2018(CompressionModel):
     streams = [range_coding.encode(z_symbols, functions.tables["entropy_bottleneck"]),
                range_coding.encode(symbols, functions.tables["gaussian_conditional"], indexes)]
     y_hat = symbols.astype(np.float32)
-    z_bits = functions.run("side_bits", pad_grid(z_hat)[None])[0][:z_hat.shape[0], :z_hat.shape[1]]
-    y_bits = functions.run("latent_bits", pad_grid(y_hat)[None],
-                           pad_grid(scales.astype(np.float32))[None])[0][:y.shape[0], :y.shape[1]]
-    bits = np.sum(z_bits) + np.sum(y_bits)
+
+    def information() -> float:
+      z_bits = functions.run("side_bits", pad_grid(z_hat)[None])[0]
+      y_bits = functions.run("latent_bits", pad_grid(y_hat)[None],
+                             pad_grid(scales.astype(np.float32))[None])[0]
+      return float(np.sum(z_bits[:z_hat.shape[0], :z_hat.shape[1]])
+                   + np.sum(y_bits[:y.shape[0], :y.shape[1]]))
+
     return EncodedLatents(streams, y_hat, np.concatenate([channel_indexes(z_symbols.shape).ravel(),
-                                                   indexes.ravel()]), float(bits))
+                                                   indexes.ravel()]), information)
 
   def decode_latents(self, functions: ModelFunctions, streams: list[bytes],
                      shape: tuple[int, int, int], verify) -> np.ndarray:
