@@ -1,18 +1,21 @@
 """The GPU run book's scripts: training per λ for a wall-clock budget, and packing exports."""
 
 import json
+import os
 import subprocess
 import sys
 
 import jax
 import numpy as np
 import pytest
+from PIL import Image
 
 from eic_jax import checkpoints
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "experiments" / "gpu"))
 import pack_export  # noqa: E402  pylint: disable=wrong-import-position
+import photo_subset  # noqa: E402  pylint: disable=wrong-import-position
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +51,8 @@ def test_a_pack_restores_elsewhere_and_respects_its_size_limit(budget_run, tmp_p
   with pytest.raises(ValueError, match="more than --max_bytes=1000"):
     pack_export.pack(str(workdir), str(tmp_path / "small.tar.xz"), max_bytes=1000)
   assert list(tmp_path.iterdir()) == []
-  size = pack_export.pack(str(workdir), str(tmp_path / "run.tar.xz"), max_bytes=16_000_000)
-  assert size == (tmp_path / "run.tar.xz").stat().st_size
+  assert pack_export.pack(str(workdir), str(tmp_path / "run.tar.xz"), max_bytes=16_000_000,
+                          part_bytes=16_000_000) == [str(tmp_path / "run.tar.xz")]
   assert pack_export.unpack(str(tmp_path / "run.tar.xz"), str(tmp_path / "copy")) == (
       checkpoints.latest_step(str(workdir), checkpoints.EXPORT_DIR))
   assert not (tmp_path / "copy" / checkpoints.CHECKPOINT_DIR).exists()
@@ -60,3 +63,51 @@ def test_a_pack_restores_elsewhere_and_respects_its_size_limit(budget_run, tmp_p
     np.testing.assert_array_equal(a, b)
   with pytest.raises(ValueError, match="already has an export"):
     pack_export.unpack(str(tmp_path / "run.tar.xz"), str(tmp_path / "copy"))
+
+
+def test_a_pack_split_into_parts_restores_and_names_a_missing_part(budget_run, tmp_path):
+  workdir = budget_run[0] / "lmbda_0.02"
+  whole = tmp_path / "whole.tar.xz"
+  pack_export.pack(str(workdir), str(whole))
+  size = whole.stat().st_size
+  part_bytes = size // 3 + 1
+  parts = pack_export.pack(str(workdir), str(tmp_path / "run.tar.xz"), part_bytes=part_bytes)
+  assert [p.rsplit(".", 1)[1] for p in parts] == ["1of3", "2of3", "3of3"]
+  assert not (tmp_path / "run.tar.xz").exists()
+  assert b"".join(open(p, "rb").read() for p in parts) == whole.read_bytes()
+  assert all(os.path.getsize(p) <= part_bytes for p in parts)
+  assert pack_export.unpack(str(tmp_path / "run.tar.xz"), str(tmp_path / "copy")) == (
+      checkpoints.latest_step(str(workdir), checkpoints.EXPORT_DIR))
+  os.rename(parts[1], tmp_path / "aside")
+  with pytest.raises(ValueError, match=r"run\.tar\.xz\.2of3 is missing"):
+    pack_export.unpack(str(tmp_path / "run.tar.xz"), str(tmp_path / "other"))
+  with pytest.raises(ValueError, match="no such pack"):
+    pack_export.unpack(str(tmp_path / "absent.tar.xz"), str(tmp_path / "other"))
+
+
+def test_a_photo_subset_fits_its_budget_is_seeded_and_downscales(photo_dir, tmp_path):
+  patterns = f"{photo_dir / '*.png'},{photo_dir / '*.jpg'}"
+  sizes = sorted(os.path.getsize(p) for p in photo_dir.iterdir())
+  budget = sum(sizes[:3]) + 1  # room for three to seven of the eight copies
+  names = photo_subset.subset(patterns, str(tmp_path / "a"), budget)
+  assert 3 <= len(names) < 8
+  assert sum(os.path.getsize(tmp_path / "a" / n) for n in names) <= budget
+  for name in names:  # copied byte for byte without --short_side
+    original = photo_dir / name.split("_", 1)[1]
+    assert (tmp_path / "a" / name).read_bytes() == original.read_bytes()
+  assert photo_subset.subset(patterns, str(tmp_path / "b"), budget) == names
+  assert photo_subset.subset(patterns, str(tmp_path / "c"), budget, seed=1) != names
+
+  small = photo_subset.subset(patterns, str(tmp_path / "d"), 10**9, short_side=48, quality=90)
+  assert len(small) == 8 and all(n.endswith(".jpg") for n in small)
+  for name in small:
+    with Image.open(tmp_path / "d" / name) as image:  # 96×128 → 48×64
+      assert image.format == "JPEG" and image.size == (64, 48)
+  kept = photo_subset.subset(patterns, str(tmp_path / "e"), 10**9, short_side=96)
+  assert all((tmp_path / "e" / n).read_bytes() == (photo_dir / n.split("_", 1)[1]).read_bytes()
+             for n in kept)
+
+  with pytest.raises(ValueError, match="already holds photographs"):
+    photo_subset.subset(patterns, str(tmp_path / "a"), budget)
+  with pytest.raises(ValueError, match="matches no photograph"):
+    photo_subset.subset(str(tmp_path / "none" / "*.png"), str(tmp_path / "f"), budget)
