@@ -12,7 +12,7 @@ DEMO_DIR ?= runs/demo
 $(VENV)/installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[coding,test]'
+	$(PY) -m pip install --quiet -e '.[coding,tfds,test]'
 	touch $@
 
 $(NEWEST_VENV)/installed: pyproject.toml

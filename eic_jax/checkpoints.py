@@ -131,11 +131,30 @@ def latest_step(workdir: str, folder: str = CHECKPOINT_DIR) -> int | None:
     return manager.latest_step()
 
 
-def save_export(workdir: str, params: Any, step: int, config: ml_collections.ConfigDict
-                ) -> dict[str, range_coding.Tables] | None:
+def rounded_params(params: Any, dtype: Any) -> Any:
+  """`params` with every floating-point leaf rounded to `dtype` and held in float32 again: the
+  values an export stored in `dtype` restores."""
+  return jax.tree_util.tree_map(
+      lambda leaf: (np.asarray(leaf).astype(dtype).astype(np.float32)
+                    if np.issubdtype(np.asarray(leaf).dtype, np.floating) else leaf),
+      jax.device_get(params))
+
+
+def save_export(workdir: str, params: Any, step: int, config: ml_collections.ConfigDict,
+                weights_dtype: Any = None) -> dict[str, range_coding.Tables] | None:
   """Writes the inference-only export: `params` and, where the range coder is installed, the
-  integer coding tables of the model's entropy models, which it returns."""
-  items = {"params": ocp.args.StandardSave(jax.device_get(params))}
+  integer coding tables of the model's entropy models, which it returns.
+
+  `weights_dtype` (e.g. np.float16) stores the floating-point parameters in that type, to halve
+  a shipped model's size; the tables are then built from the rounded parameters, the ones a
+  restore gives (in float32)."""
+  params = jax.device_get(params)
+  stored = params
+  if weights_dtype is not None:
+    params = rounded_params(params, weights_dtype)
+    stored = jax.tree_util.tree_map(
+        lambda leaf: leaf.astype(weights_dtype) if leaf.dtype == np.float32 else leaf, params)
+  items = {"params": ocp.args.StandardSave(stored)}
   tables = None
   if tensorflow_setup.coding_available():
     model = models.ARCHITECTURES[models.architecture(config)]
@@ -158,8 +177,8 @@ def _zeros_like_metadata(metadata: Any) -> Any:
 
 
 def restore_export(workdir: str) -> tuple[Any, dict[str, range_coding.Tables] | None, int]:
-  """Parameters, coding tables (None in an export written without the range coder) and step of
-  the latest export."""
+  """Parameters (in float32, whatever type they are stored in), coding tables (None in an export
+  written without the range coder) and step of the latest export."""
   step = latest_step(workdir, EXPORT_DIR)
   if step is None:
     raise FileNotFoundError(f"{workdir} has no export")
@@ -169,5 +188,8 @@ def restore_export(workdir: str) -> tuple[Any, dict[str, range_coding.Tables] | 
              for name in _ITEMS[EXPORT_DIR] if metadata.get(name) is not None}
     restored = manager.restore(step, args=ocp.args.Composite(**items))
   tables = restored.get("coding_tables")
-  return (restored["params"],
+  params = jax.tree_util.tree_map(
+      lambda leaf: (leaf.astype(np.float32) if np.issubdtype(leaf.dtype, np.floating) else leaf),
+      restored["params"])
+  return (params,
           None if tables is None else range_coding.tables_from_dict(tables), step)

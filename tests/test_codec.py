@@ -166,3 +166,40 @@ def test_small_images_keep_their_colour():
     image = photo("astronaut", (200 + size, 200 + size))[200:, 200:]
     decoded = codec.decompress(codec.compress(image))
     assert 10 * np.log10(255**2 / np.mean((decoded - image.astype(float))**2)) > 35
+
+
+@pytest.mark.coding
+@pytest.mark.parametrize("workdir_fixture", ["trained_workdir", "hyperprior_workdir"])
+def test_a_float16_shipment_is_half_the_size_and_codes_with_the_rounded_weights(
+    workdir_fixture, request, tmp_path):
+  from eic_jax import checkpoints  # pylint: disable=import-outside-toplevel
+  workdir = str(request.getfixturevalue(workdir_fixture))
+  described = {}
+
+  def describe(codec):
+    described["codec"] = codec
+    return {"note": "test"}
+
+  full = codec_lib.ship(workdir, str(tmp_path / "full"), describe)
+  half = codec_lib.ship(workdir, str(tmp_path / "half"), describe, np.float16)
+  assert full["weights_dtype"] == "float32" and half["weights_dtype"] == "float16"
+  assert half["note"] == "test"
+  assert json.loads((tmp_path / "half" / "training.json").read_text()) == half
+  assert half["size_bytes"] < 0.6 * full["size_bytes"]
+
+  trained, _, step = checkpoints.restore_export(workdir)
+  params, _, shipped_step = checkpoints.restore_export(str(tmp_path / "half"))
+  assert shipped_step == step
+  for original, restored in zip(jax.tree_util.tree_leaves(trained),
+                                jax.tree_util.tree_leaves(params)):
+    assert restored.dtype == np.float32
+    np.testing.assert_array_equal(restored, original.astype(np.float16).astype(np.float32))
+  # What the record described is what the shipped copy decodes with.
+  codec = codec_lib.load_codec(str(tmp_path / "half"))
+  assert codec.name == "half" and described["codec"].name == "half"
+  assert codec.fingerprint == described["codec"].fingerprint
+  assert codec.fingerprint != codec_lib.load_codec(str(tmp_path / "full")).fingerprint
+  image = photo("coffee", (70, 90))
+  data = described["codec"].compress(image)
+  assert data == codec.compress(image)
+  np.testing.assert_array_equal(codec.decompress(data), described["codec"].decompress(data))

@@ -75,3 +75,30 @@ def test_a_broken_image_is_an_error_naming_it(tmp_path, photo_dir):
   (tmp_path / "zz.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
   with pytest.raises(ValueError, match="zz.png: not a readable image"):
     next(input_pipeline.train_batches(str(tmp_path / "*.png"), 2, 32, seed=0))
+
+
+def test_tfds_specs_load_a_split_of_tensorflow_datasets():
+  """`tfds:NAME:SPLIT` through tensorflow-datasets (its mock data: no download), where it is
+  installed (the [tfds] extra); without it, the spec names the install command."""
+  try:
+    import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
+  except ImportError:
+    with pytest.raises(ValueError, match=r"needs tensorflow-datasets, with TensorFlow: "
+                       r"pip install 'eic_jax\[coding,tfds\]'"):
+      input_pipeline.image_loaders("tfds:clic:train", 8)
+    pytest.skip("tensorflow-datasets is not installed (the [tfds] extra)")
+  import io  # pylint: disable=import-outside-toplevel
+  with tfds.testing.mock_data(num_examples=6):
+    encoded = [example["image"] for example in tfds.as_numpy(tfds.load(
+        "clic", split="validation", decoders={"image": tfds.decode.SkipDecoding()}))]
+    expected = [np.asarray(Image.open(io.BytesIO(data)).convert("RGB")) for data in encoded]
+    patch = sorted(min(image.shape[:2]) for image in expected)[3]  # leaves the smallest out
+    loaders = input_pipeline.image_loaders("tfds:clic:validation", patch)
+    kept = [image for image in expected if min(image.shape[:2]) >= patch]
+    assert len(loaders) == len(kept) and 0 < len(kept) < len(expected)
+    for loader, image in zip(loaders, kept):
+      np.testing.assert_array_equal(loader(), image)
+    batch = next(iter(input_pipeline.RandomCrops(loaders, 3, patch, seed=0)))
+    assert batch.shape == (3, patch, patch, 3) and batch.dtype == np.uint8
+    with pytest.raises(ValueError, match="has no image of at least"):
+      input_pipeline.image_loaders("tfds:clic:validation", 10_000)

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -400,23 +400,34 @@ def load_codec(workdir: str, max_pixels: int = DEFAULT_MAX_PIXELS, refine_steps:
                name=os.path.basename(os.path.normpath(os.path.abspath(workdir))), step=step)
 
 
-def ship(workdir: str, destination: str, record: dict) -> dict:
-  """Writes an inference-only copy of a workdir (config, latest export, and `record` with the
-  copy's size in bytes added, as training.json) to `destination`, replacing it whole. Returns
-  the record written."""
-  load_codec(workdir)  # exports the latest checkpoint if the export is older
-  step = checkpoints.latest_step(workdir, checkpoints.EXPORT_DIR)
+def ship(workdir: str, destination: str, describe: Callable[[Codec], dict],
+         weights_dtype: Any = None) -> dict:
+  """Writes an inference-only copy of a workdir to `destination`, replacing it whole: config,
+  latest export (parameters stored in `weights_dtype`, e.g. np.float16; as trained if None) and
+  as training.json the record `describe` gives for the shipped codec (the copy's weights, named
+  after `destination`), with the copy's size in bytes added. Returns the record written."""
+  trained = load_codec(workdir)  # exports the latest checkpoint if the export is older
   parent = os.path.dirname(os.path.abspath(destination))
   os.makedirs(parent, exist_ok=True)
   staging = tempfile.mkdtemp(dir=parent, prefix=".tmp-")
   os.chmod(staging, atomic_files.default_mode(directory=True))
   try:
     shutil.copy(os.path.join(workdir, checkpoints.CONFIG_FILE), staging)
-    shutil.copytree(os.path.join(workdir, checkpoints.EXPORT_DIR, str(step)),
-                    os.path.join(staging, checkpoints.EXPORT_DIR, str(step)))
-    size = sum(os.path.getsize(os.path.join(folder, name))
-               for folder, _, names in os.walk(staging) for name in names)
-    record = {**record, "size_bytes": size}
+    if weights_dtype is None:
+      shutil.copytree(os.path.join(workdir, checkpoints.EXPORT_DIR, str(trained.step)),
+                      os.path.join(staging, checkpoints.EXPORT_DIR, str(trained.step)))
+      params, tables = trained.params, trained.tables
+    else:
+      tables = checkpoints.save_export(staging, trained.params, trained.step, trained.config,
+                                       weights_dtype)
+      params = checkpoints.rounded_params(trained.params, weights_dtype)
+    shipped = Codec(trained.config, params, tables,
+                    name=os.path.basename(os.path.normpath(os.path.abspath(destination))),
+                    step=trained.step)
+    record = describe(shipped)
+    record["weights_dtype"] = str(np.dtype(weights_dtype or np.float32))
+    record["size_bytes"] = sum(os.path.getsize(os.path.join(folder, name))
+                               for folder, _, names in os.walk(staging) for name in names)
     with open(os.path.join(staging, pretrained.RECORD_FILE), "w") as stream:
       json.dump(record, stream, indent=2)
     if os.path.exists(destination):

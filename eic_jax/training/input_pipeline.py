@@ -69,7 +69,8 @@ def _tfds_images(spec: str, patch_size: int) -> list[bytes]:
   try:
     import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel
   except ImportError as error:
-    raise ValueError(f"{spec!r} needs tensorflow-datasets: pip install tensorflow-datasets"
+    raise ValueError(f"{spec!r} needs tensorflow-datasets, with TensorFlow: pip install "
+                     f"'eic_jax[coding,tfds]' (in a checkout: pip install -e '.[coding,tfds]')"
                      ) from error
   dataset = tfds.load(name, split=split[0] if split else "train",
                       decoders={"image": tfds.decode.SkipDecoding()})
