@@ -45,6 +45,20 @@ def test_transposed_convolution_equals_lax_conv_transpose(size, stride, in_chann
   np.testing.assert_allclose(ours, expected, atol=1e-5, rtol=1e-5)
 
 
+@CHANNELS
+@pytest.mark.parametrize("size,stride", LAYERS)
+def test_transposed_convolution_in_float64_equals_lax(size, stride, in_channels, out_channels):
+  """float64 (the decoder's scales) takes products per kernel tap, not XLA's convolution."""
+  from eic_jax.coding import codec  # pylint: disable=import-outside-toplevel
+  x, kernel = _inputs(size, in_channels, out_channels)
+  with codec._float64():  # pylint: disable=protected-access
+    x, kernel = np.asarray(x, np.float64), np.asarray(kernel, np.float64)
+    ours = jax.jit(signal_conv.conv_up, static_argnums=2)(x, kernel, stride)
+    expected = _reference_up(x, kernel, stride)
+    assert ours.dtype == expected.dtype == jnp.float64
+  np.testing.assert_allclose(ours, expected, atol=1e-12, rtol=1e-12)
+
+
 @pytest.mark.parametrize("size,stride", LAYERS)
 def test_strided_convolution_equals_lax(size, stride):
   x, kernel = _inputs(size)
