@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import subprocess
 import sys
@@ -77,6 +78,11 @@ def test_errors_raise_the_documented_exception(codec, trained_workdir, tmp_path)
                           codec.tables)
   with pytest.raises(bitstream.BitstreamError, match="different model"):
     other.decompress(data)
+  header, streams = bitstream.unpack(data)
+  relabelled = bitstream.pack(dataclasses.replace(header, architecture="bmshj2018"), streams)
+  with pytest.raises(bitstream.BitstreamError, match="names the architecture 'bmshj2018' with "
+                     "the fingerprint of this bls2017 model"):
+    codec.decompress(relabelled)
   small = codec_lib.Codec(codec.config, codec.params, codec.tables, max_pixels=100)
   with pytest.raises(bitstream.BitstreamError, match="exceeds the limit"):
     small.decompress(data)

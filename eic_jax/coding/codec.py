@@ -295,6 +295,12 @@ class Codec:
 
   def _check_model(self, header: bitstream.Header) -> None:
     if header.fingerprint == self.fingerprint:
+      # The weights decide the architecture: a file naming another one with these weights'
+      # fingerprint was altered behind a recomputed CRC.
+      if header.architecture != self.architecture:
+        raise bitstream.BitstreamError(
+            f"the header names the architecture {header.architecture!r} with the fingerprint "
+            f"of this {self.architecture} model: the file is damaged")
       return
     this = _describe(self.architecture, self.name, self.step, self.fingerprint)
     name, architecture, step = header.model, header.architecture, header.step
