@@ -131,13 +131,18 @@ def latest_step(workdir: str, folder: str = CHECKPOINT_DIR) -> int | None:
     return manager.latest_step()
 
 
+def _floats_as(params: Any, dtype: Any) -> Any:
+  """`params` with every floating-point leaf cast to `dtype`."""
+  return jax.tree_util.tree_map(
+      lambda leaf: (np.asarray(leaf).astype(dtype)
+                    if np.issubdtype(np.asarray(leaf).dtype, np.floating) else leaf),
+      jax.device_get(params))
+
+
 def rounded_params(params: Any, dtype: Any) -> Any:
   """`params` with every floating-point leaf rounded to `dtype` and held in float32 again: the
   values an export stored in `dtype` restores."""
-  return jax.tree_util.tree_map(
-      lambda leaf: (np.asarray(leaf).astype(dtype).astype(np.float32)
-                    if np.issubdtype(np.asarray(leaf).dtype, np.floating) else leaf),
-      jax.device_get(params))
+  return _floats_as(_floats_as(params, dtype), np.float32)
 
 
 def save_export(workdir: str, params: Any, step: int, config: ml_collections.ConfigDict,
@@ -151,9 +156,8 @@ def save_export(workdir: str, params: Any, step: int, config: ml_collections.Con
   params = jax.device_get(params)
   stored = params
   if weights_dtype is not None:
-    params = rounded_params(params, weights_dtype)
-    stored = jax.tree_util.tree_map(
-        lambda leaf: leaf.astype(weights_dtype) if leaf.dtype == np.float32 else leaf, params)
+    stored = _floats_as(params, weights_dtype)
+    params = _floats_as(stored, np.float32)
   items = {"params": ocp.args.StandardSave(stored)}
   tables = None
   if tensorflow_setup.coding_available():
@@ -188,8 +192,5 @@ def restore_export(workdir: str) -> tuple[Any, dict[str, range_coding.Tables] | 
              for name in _ITEMS[EXPORT_DIR] if metadata.get(name) is not None}
     restored = manager.restore(step, args=ocp.args.Composite(**items))
   tables = restored.get("coding_tables")
-  params = jax.tree_util.tree_map(
-      lambda leaf: (leaf.astype(np.float32) if np.issubdtype(leaf.dtype, np.floating) else leaf),
-      restored["params"])
-  return (params,
+  return (_floats_as(restored["params"], np.float32),
           None if tables is None else range_coding.tables_from_dict(tables), step)
