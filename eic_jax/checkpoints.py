@@ -1,6 +1,7 @@
 """What a workdir holds: the stored config, Orbax training checkpoints and the export.
 
-WORKDIR/config.json           the configuration of the run
+WORKDIR/config.json           the configuration of the run's latest start
+WORKDIR/starts.jsonl          each start's first step and configuration (see training/stages.py)
 WORKDIR/checkpoints/<step>/   training state (parameters, optimiser state, step)
 WORKDIR/export/<step>/        inference only: parameters and the integer coding tables
 WORKDIR/metrics.jsonl         training and validation scalars (see training_log.py)
@@ -32,6 +33,7 @@ from eic_jax import tensorflow_setup
 log_filters.quiet_libraries()
 
 CONFIG_FILE = "config.json"
+STARTS_FILE = "starts.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 EXPORT_DIR = "export"
 
@@ -61,6 +63,37 @@ def load_config(workdir: str) -> ml_collections.ConfigDict:
     raise FileNotFoundError(f"{workdir} has no {CONFIG_FILE}: it is not a training workdir")
   with open(path) as stream:
     return ml_collections.ConfigDict(json.load(stream))
+
+
+def record_start(workdir: str, step: int, config: ml_collections.ConfigDict) -> None:
+  """Appends that training (re)starts at `step` with `config`: config.json keeps only the
+  latest, and a run resumed with other flags has stages that a shipped model's record lists."""
+  line = json.dumps({"step": step, "config": json.loads(config.to_json_best_effort())})
+  with open(os.path.join(workdir, STARTS_FILE), "a") as stream:
+    stream.write(line + "\n")
+
+
+def load_starts(workdir: str) -> list[tuple[int, ml_collections.ConfigDict]]:
+  """(first step, configuration) of each start that still leads to the latest step, in order:
+  a start that resumed from an earlier checkpoint drops the starts at or after its step. Empty
+  for a workdir written before starts were recorded."""
+  path = os.path.join(workdir, STARTS_FILE)
+  if not os.path.exists(path):
+    return []
+  starts = []
+  with open(path) as stream:
+    for number, line in enumerate(stream, 1):
+      try:
+        entry = json.loads(line)
+        step, config = int(entry["step"]), ml_collections.ConfigDict(entry["config"])
+      except (ValueError, KeyError, TypeError):
+        # A process killed while appending leaves a torn line; the other starts still count.
+        logging.warning("Skipping line %d of %s: not a recorded start", number, path)
+        continue
+      while starts and starts[-1][0] >= step:
+        starts.pop()
+      starts.append((step, config))
+  return starts
 
 
 _ITEMS = {CHECKPOINT_DIR: ("state",), EXPORT_DIR: ("params", "coding_tables")}

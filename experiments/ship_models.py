@@ -4,11 +4,12 @@
       --eval_glob='../shared/data/valid/*.png' --results=experiments/results
 
 For each workdir: an inference-only copy in eic_jax/pretrained/<architecture>-mse-<λ>/ (parameters
-in float16 unless --weights_dtype=float32) with its training record (steps, data, last validation scores, size, the rate it gives the reference
-photo that the tests check, and the fingerprints of the weights shipped under that name before,
-so that their files can be named). A run started from a shipped model (--config.init_from=NAME)
-keeps that model's stages in the record: `stages` lists step ranges with their batch, crop and
-schedule, and the steps where the learning rate drops. Then the rate–distortion evaluation of
+in float16 unless --weights_dtype=float32) with its training record (steps, data, last
+validation scores, size, the rate it gives the reference photo that the tests check, and the
+fingerprints of the weights shipped under that name before, so that their files can be named).
+The record's `stages` lists step ranges with their λ, batch, crop, schedule and data, back
+through every resume with other flags and every run or shipped model it started from
+(--config.init_from); see eic_jax/training/stages.py. Then the rate–distortion evaluation of
 all shipped models, one curve per architecture, with JPEG and WebP on --eval_glob:
 <architecture>.json, jpeg.json, webp.json, rd.png and bd_rates.txt in --results; with
 --refine_steps, also <architecture>_refined.json, the same models with each image's latents
@@ -25,7 +26,6 @@ from absl import flags
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-import ml_collections  # noqa: E402
 import skimage.data  # noqa: E402
 
 from eic_jax import atomic_files  # noqa: E402
@@ -41,7 +41,7 @@ from eic_jax import pretrained  # noqa: E402
 from eic_jax.evaluation import plots  # noqa: E402
 from eic_jax.evaluation import rd_curves  # noqa: E402
 from eic_jax.evaluation import report  # noqa: E402
-from eic_jax.training import train  # noqa: E402
+from eic_jax.training import stages  # noqa: E402
 from eic_jax.training import training_log  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -58,37 +58,9 @@ flags.DEFINE_enum("weights_dtype", "float16", ["float16", "float32"],
                   "0.0001 dB (bmshj2018 at 6,000 steps), the rate by less than 0.01 %.")
 flags.mark_flag_as_required("workdirs")
 
-# Configs and records written before `quantization` existed name none: they trained with noise.
-QUANTIZATION_BEFORE_THE_OPTION = "noise"
-
-
 def reference_photo():
   """The photograph whose rate the tests check for every shipped model."""
   return skimage.data.coffee()
-
-
-def _stage(first_step: int, last_step: int, config: ml_collections.ConfigDict) -> dict:
-  stage = {"steps": [first_step, last_step],
-           **{key: config.get(key) for key in ("batch_size", "patch_size", "learning_rate",
-                                                "learning_rate_schedule",
-                                                "learning_rate_boundaries", "train_glob")},
-           "quantization": config.get("quantization", QUANTIZATION_BEFORE_THE_OPTION)}
-  if config.get("learning_rate_schedule") == "piecewise":
-    stage["learning_rate_drops_at"] = train.learning_rate_drop_steps(config)
-  return stage
-
-
-def _earlier_stages(config) -> list[dict]:
-  """The stages of the model this run started from (`config.init_from`), when it is shipped."""
-  if not config.get("init_from") or config.init_from not in pretrained.list_models():
-    return []
-  earlier = pretrained.record(config.init_from)
-  if earlier.get("stages"):
-    # Stages recorded before they named their data trained on the record's train_glob.
-    return [{"quantization": QUANTIZATION_BEFORE_THE_OPTION,
-             "train_glob": earlier["train_glob"], **stage} for stage in earlier["stages"]]
-  return [
-      _stage(0, earlier["steps"], checkpoints.load_config(pretrained.resolve(config.init_from)))]
 
 
 def _training_record(workdir: str, config) -> dict:
@@ -97,16 +69,14 @@ def _training_record(workdir: str, config) -> dict:
           if tag.startswith("valid_")}
   steps = {tag: int(steps[-1]) for tag, (steps, _) in scalars.items() if tag.startswith("valid_")}
   final_step = checkpoints.latest_step(workdir, checkpoints.EXPORT_DIR)
-  stages = _earlier_stages(config)
-  first_step = stages[-1]["steps"][1] if stages else 0
-  stages.append(_stage(first_step, final_step, config))
   return {"architecture": models.architecture(config), "lmbda": config.lmbda,
           "num_filters": config.num_filters,
           **({"num_latent_filters": config.num_latent_filters}
              if models.architecture(config) == "bmshj2018" else {}),
           "steps": final_step,
           "batch_size": config.batch_size, "patch_size": config.patch_size,
-          "learning_rate": config.learning_rate, "stages": stages,
+          "learning_rate": config.learning_rate,
+          "stages": stages.history(workdir, final_step),
           "train_glob": config.train_glob, "valid_glob": config.valid_glob,
           "last_validation": {"step": max(steps.values(), default=None), **last}}
 

@@ -13,6 +13,7 @@ from PIL import Image
 
 from eic_jax import checkpoints
 from eic_jax.training import input_pipeline
+from eic_jax.training import stages
 from eic_jax.training import train
 from tests.conftest import ROOT
 
@@ -153,3 +154,38 @@ def test_training_can_start_from_an_export(smoke_config, trained_workdir, tmp_pa
   smoke_config.num_filters = 8
   with pytest.raises(ValueError, match="another shape"):
     train.train_and_evaluate(smoke_config, str(tmp_path / "mismatch"))
+
+
+def test_stages_follow_resumes_with_other_flags_and_runs_started_from_an_export(
+    smoke_config, tmp_path):
+  smoke_config.valid_glob = ""
+  smoke_config.num_train_steps = 2
+  first, fork = str(tmp_path / "first"), str(tmp_path / "fork")
+  train.train_and_evaluate(smoke_config, first)
+  learning_rate, lmbda = smoke_config.learning_rate, smoke_config.lmbda
+  smoke_config.learning_rate = learning_rate / 10
+  smoke_config.num_train_steps = 3
+  train.train_and_evaluate(smoke_config, first)
+  smoke_config.init_from = first
+  smoke_config.lmbda = 2 * lmbda
+  smoke_config.num_train_steps = 5
+  train.train_and_evaluate(smoke_config, fork)
+
+  history = stages.history(fork, 5)
+  assert [s["steps"] for s in history] == [[0, 2], [2, 3], [3, 5]]
+  assert [s["learning_rate"] for s in history] == [learning_rate] + 2 * [learning_rate / 10]
+  assert [s["lmbda"] for s in history] == [lmbda, lmbda, 2 * lmbda]
+  assert stages.history(first, 2) == history[:1]
+
+  # A restart with the same flags continues a stage; one that resumed from an earlier
+  # checkpoint replaces the starts it went back past; a torn last line is skipped.
+  config = checkpoints.load_config(fork)
+  checkpoints.record_start(fork, 4, config)
+  assert [s["steps"] for s in stages.history(fork, 6)] == [[0, 2], [2, 3], [3, 6]]
+  config.learning_rate = 1e-5
+  checkpoints.record_start(fork, 3, config)
+  with open(os.path.join(fork, checkpoints.STARTS_FILE), "a") as stream:
+    stream.write('{"step": 9, "con')
+  history = stages.history(fork, 6)
+  assert [s["steps"] for s in history] == [[0, 2], [2, 3], [3, 6]]
+  assert history[-1]["learning_rate"] == 1e-5

@@ -219,6 +219,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
     if initial_step >= config.num_train_steps:
       logging.info("Already trained for %d steps", initial_step)
       return state
+    if jax.process_index() == 0:
+      checkpoints.record_start(workdir, initial_step, config)
 
     batches = iter(input_pipeline.RandomCrops(
         loaders, local_batch_size, config.patch_size,
