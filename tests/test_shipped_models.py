@@ -7,6 +7,8 @@ import skimage.data
 from PIL import Image
 
 import eic_jax
+from eic_jax import checkpoints
+from eic_jax import models
 from eic_jax import pretrained
 from eic_jax.evaluation import report
 from tests.conftest import ROOT
@@ -14,12 +16,16 @@ from tests.conftest import ROOT
 SHIPPED = pretrained.list_models()
 
 
-def test_at_least_three_rate_points_are_shipped():
-  assert len(SHIPPED) >= 3
-  rates = sorted(pretrained.record(name)["reference_photo"]["bpp"] for name in SHIPPED)
-  assert len(set(np.round(rates, 3))) == len(rates)
+def test_every_architecture_ships_at_least_three_rate_points():
+  rates = {}
   for name in SHIPPED:
+    architecture = models.architecture(checkpoints.load_config(pretrained.resolve(name)))
+    assert name.startswith(f"{architecture}-mse-")
+    rates.setdefault(architecture, []).append(pretrained.record(name)["reference_photo"]["bpp"])
     assert pretrained.record(name)["size_bytes"] < 20e6
+  assert "bls2017" in rates
+  for points in rates.values():
+    assert len(points) >= 3 and len(set(np.round(points, 3))) == len(points)
 
 
 @pytest.mark.coding
