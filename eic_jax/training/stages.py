@@ -64,15 +64,14 @@ def history(workdir: str, last_step: int) -> list[dict]:
     starts = [(earlier[-1]["steps"][1] if earlier else 0, config)]
   else:
     earlier = _stages_before(starts[0][1], starts[0][0])
-  stages = [dict(s, steps=list(s["steps"])) for s in earlier]
+  stages = earlier  # built afresh for this call, so extending it in place is safe
   ends = [step for step, _ in starts[1:]] + [last_step]
   for (first, config), end in zip(starts, ends):
     if first >= last_step:
       break
     current = stage(first, min(end, last_step), config)
-    previous = stages[-1] if stages else None
-    if previous is not None and ({**previous, "steps": None} == {**current, "steps": None}):
-      previous["steps"][1] = current["steps"][1]
+    if stages and {**stages[-1], "steps": None} == {**current, "steps": None}:
+      stages[-1]["steps"][1] = current["steps"][1]
     else:
       stages.append(current)
   return stages
