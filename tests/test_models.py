@@ -1,3 +1,4 @@
+import dataclasses
 import pathlib
 
 import jax
@@ -9,6 +10,7 @@ import eic_jax
 from configs import default
 from eic_jax import image_io
 from eic_jax import models
+from eic_jax import pretrained
 from eic_jax.coding import bitstream
 from eic_jax.coding import codec as codec_lib
 from eic_jax.models import bmshj2018
@@ -110,6 +112,19 @@ def test_files_of_earlier_weights_and_other_models_say_which(codec, hyperprior_c
   with pytest.raises(bitstream.BitstreamError, match=f"earlier weights of {hyperprior_codec.name}"
                      r".*training step 60.*this copy is .*training step 90"):
     retrained.decompress(data)
+
+
+@pytest.mark.coding
+def test_files_of_earlier_shipped_weights_name_the_commit_that_holds_them():
+  codec = eic_jax.load_codec("bls2017-mse-0.013")
+  earlier = pretrained.record("bls2017-mse-0.013")["releases"][1]
+  header, streams = bitstream.unpack(codec.compress(photo("coffee", (40, 40))))
+  header = dataclasses.replace(header, fingerprint=bytes.fromhex(earlier["fingerprint"]),
+                               step=earlier["step"])
+  with pytest.raises(bitstream.BitstreamError,
+                     match=f"earlier weights of bls2017-mse-0.013: .*training step "
+                           f"{earlier['step']:,}.*shipped in commit {earlier['commit']}; "):
+    codec.decompress(bitstream.pack(header, streams))
 
 
 @pytest.mark.coding

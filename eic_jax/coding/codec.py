@@ -305,12 +305,14 @@ class Codec:
     this = _describe(self.architecture, self.name, self.step, self.fingerprint)
     name, architecture, step = header.model, header.architecture, header.step
     written = ""
-    if header.version == 1:  # no name or step in the file: the shipped releases may know it
-      release = pretrained.find_release(header.fingerprint.hex())
-      if release:
+    # The shipped releases know the commit that holds earlier weights, and for version-1 files
+    # (no name or step in the file) also which model and step wrote them.
+    release = pretrained.find_release(header.fingerprint.hex())
+    if release:
+      if header.version == 1:
         name, step = release[0], release[1]["step"]
-        if release[1].get("commit"):
-          written = f", the weights shipped in commit {release[1]['commit']}"
+      if release[1].get("commit"):
+        written = f", the weights shipped in commit {release[1]['commit']}"
     written = (_describe(architecture, name, step, header.fingerprint) + written if name else
                f"a model with fingerprint {header.fingerprint.hex()}")
     if name and name == self.name and architecture == self.architecture:
