@@ -7,6 +7,14 @@ sizes) decodes every file in a fresh process and reports how many scale indexes 
 encoder's, whether the decoder caught it, and whether the pixels are the same. Also prints how
 close the encoder's scales come to the scale table's boundaries, the margin that decides how
 much floating-point noise an index survives.
+
+Another machine or backend (a GPU, say) may have no range coder. `--latents_out=DIR` writes
+every file's side latents z and the encoder's indexes to DIR instead; on the other machine
+
+  python experiments/index_robustness.py --workdir=... --latents_in=DIR
+
+recomputes the indexes from those z (the decoder's path, hyper-synthesis in float64 and in
+float32) and counts the ones that differ from the encoder's.
 """
 
 import glob
@@ -19,6 +27,7 @@ import tempfile
 
 from absl import app
 from absl import flags
+import jax
 import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
@@ -34,6 +43,11 @@ from eic_jax.models import bmshj2018  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A trained bmshj2018 workdir or shipped model.")
 flags.DEFINE_string("images", None, "Glob of the photographs to code.")
+flags.DEFINE_string("latents_out", None, "Write each file's z and indexes here, for "
+                    "--latents_in on another machine, instead of decoding under this "
+                    "machine's settings.")
+flags.DEFINE_string("latents_in", None, "Compare the indexes this machine computes from the z "
+                    "in this folder with the encoder's (no range coder needed).")
 flags.DEFINE_string("child", None, "Internal: decode the files in this folder and print JSON.")
 flags.DEFINE_integer("max_tile", 0, "Internal: the child's tile size (0: the default).")
 flags.DEFINE_string("cache", "", "Internal: the child's compilation cache folder ('': none).")
@@ -62,16 +76,47 @@ def _indexes(codec: codec_lib.Codec, data: bytes) -> np.ndarray:
   return found[0]
 
 
-def _float32_indexes(codec: codec_lib.Codec, data: bytes) -> np.ndarray:
-  """The y indexes a decoder would compute from float32 scales (the codec uses float64)."""
+def _side_latents(codec: codec_lib.Codec, data: bytes) -> tuple[np.ndarray, tuple[int, ...]]:
+  """A file's decoded z and the shape of its latents y."""
   header, streams = bitstream.unpack(data)
   shape = codec.latent_shape(header.height, header.width)
   z = range_coding.decode(streams[0], codec.tables["entropy_bottleneck"],
                           bmshj2018.side_shape(shape, codec.model.num_filters))
+  return z, shape
+
+
+def _float32_indexes_of(codec: codec_lib.Codec, z: np.ndarray, shape: tuple[int, ...]
+                        ) -> np.ndarray:
+  """The y indexes a decoder would compute from float32 scales (the codec uses float64)."""
   z_hat = (z + codec.tables["entropy_bottleneck"].medians).astype(np.float32)
   scales = codec.run("predict_scales", z_hat[None])[0][:shape[0], :shape[1]]
   table = codec.tables["gaussian_conditional"].scales
   return np.searchsorted(table[:-1], scales, side="left")
+
+
+def _float32_indexes(codec: codec_lib.Codec, data: bytes) -> np.ndarray:
+  return _float32_indexes_of(codec, *_side_latents(codec, data))
+
+
+def _compare_latents(codec: codec_lib.Codec, folder: str) -> None:
+  """Recomputes the indexes of every z in `folder` on this machine (see the module's
+  docstring) and prints how many differ from the encoder's."""
+  print(f"{jax.devices()[0].platform} ({jax.devices()[0].device_kind}), jax {jax.__version__}, "
+        f"numpy {np.__version__}")
+  total = differing = differing32 = 0
+  paths = sorted(pathlib.Path(folder).glob("*.npz"))
+  if not paths:
+    raise app.UsageError(f"{folder} holds no .npz files written by --latents_out")
+  for path in paths:
+    saved = np.load(path)
+    shape = tuple(int(n) for n in saved["latent_shape"])
+    _, scales = codec.model.latent_scales(codec, saved["z"], shape)
+    indexes = codec.model.scale_indexes(codec, scales)
+    total += indexes.size
+    differing += int(np.sum(indexes != saved["indexes"]))
+    differing32 += int(np.sum(_float32_indexes_of(codec, saved["z"], shape) != saved["indexes"]))
+  print(f"{len(paths)} files, {total:,} indexes: {differing:,} differ from the encoder's "
+        f"({differing32:,} if the scales are computed in float32)")
 
 
 def _child(folder: str) -> None:
@@ -121,6 +166,9 @@ def main(argv) -> None:
   if codec.architecture != "bmshj2018":
     raise app.UsageError(f"{FLAGS.workdir} is a {codec.architecture} model: its indexes are "
                          "channel numbers, which cannot differ")
+  if FLAGS.latents_in:
+    _compare_latents(codec, FLAGS.latents_in)
+    return
   folder = tempfile.mkdtemp(prefix="index-robustness-")
   margins = []
   paths = sorted(glob.glob(FLAGS.images))
@@ -129,15 +177,23 @@ def main(argv) -> None:
     data = codec.compress(image)
     name = pathlib.Path(path).stem
     (pathlib.Path(folder) / f"{name}.eic").write_bytes(data)
-    y_indexes = _indexes(codec, data)
-    np.savez(pathlib.Path(folder) / f"{name}.npz", indexes=y_indexes,
+    np.savez(pathlib.Path(folder) / f"{name}.npz", indexes=_indexes(codec, data),
              indexes32=_float32_indexes(codec, data), decoded=codec.decompress(data))
+    if FLAGS.latents_out:
+      z, shape = _side_latents(codec, data)
+      _, scales = codec.model.latent_scales(codec, z, shape)
+      os.makedirs(FLAGS.latents_out, exist_ok=True)
+      np.savez_compressed(pathlib.Path(FLAGS.latents_out) / f"{name}.npz", z=z,
+                          latent_shape=np.array(shape),
+                          indexes=codec.model.scale_indexes(codec, scales).astype(np.uint8))
     margins.append(_boundary_margins(codec, data))
   margins = np.concatenate(margins)
   print(f"{len(paths)} images, {margins.size:,} scales of y")
   for threshold in (1e-7, 1e-6, 1e-5, 1e-4):
     print(f"  scales within a relative {threshold:g} of a table boundary: "
           f"{int(np.sum(margins < threshold)):,} ({100 * np.mean(margins < threshold):.4f} %)")
+  if FLAGS.latents_out:
+    return
   cache = os.path.join(folder, "compilation-cache")
   for name, environment, max_tile, cache_use in SETTINGS:
     env = {**os.environ, **{k: v for k, v in environment.items() if k != "TASKSET"}}

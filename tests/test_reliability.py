@@ -174,3 +174,32 @@ def test_failed_evaluation_leaves_no_results_file(trained_workdir, photo_dir, tm
   assert result.returncode != 0 and "zz_broken.png: not a readable image" in result.stderr
   assert not output.exists()
   assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []
+
+
+@pytest.mark.coding
+def test_indexes_recomputed_from_saved_side_latents_match_and_a_changed_one_is_counted(
+    hyperprior_workdir, photo_dir, tmp_path):
+  """experiments/index_robustness.py's check for another machine (a GPU without the range
+  coder): the z written beside the encoder's indexes give the same indexes here, and one
+  index changed in the file is reported."""
+  script = str(ROOT / "experiments" / "index_robustness.py")
+  latents = tmp_path / "latents"
+  common = [sys.executable, script, f"--workdir={hyperprior_workdir}"]
+  written = subprocess.run([*common, f"--images={photo_dir}/*_0.png", f"--latents_out={latents}"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=600)
+  assert written.returncode == 0, written.stderr[-2000:]
+  saved = sorted(latents.glob("*.npz"))
+  assert len(saved) == 4
+
+  def compare() -> str:
+    result = subprocess.run([*common, f"--latents_in={latents}"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.strip().splitlines()[-1]
+
+  total = sum(np.load(path)["indexes"].size for path in saved)
+  assert compare().startswith(f"4 files, {total:,} indexes: 0 differ from the encoder's")
+  arrays = dict(np.load(saved[0]))
+  arrays["indexes"].flat[0] = (arrays["indexes"].flat[0] + 1) % 64
+  np.savez_compressed(saved[0], **arrays)
+  assert compare().startswith(f"4 files, {total:,} indexes: 1 differ from the encoder's")

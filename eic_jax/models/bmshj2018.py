@@ -181,9 +181,9 @@ class BMSHJ2018(CompressionModel):
                                    np.array(z_hat.shape[:2], np.int32))[0]
     return z_hat, scales[:latent_shape[0], :latent_shape[1]]
 
-  def _indexes(self, functions: ModelFunctions, scales: np.ndarray) -> np.ndarray:
+  def scale_indexes(self, functions: ModelFunctions, scales: np.ndarray) -> np.ndarray:
+    """The coding table of every latent: the index of the smallest table scale ≥ its scale."""
     table = functions.tables["gaussian_conditional"].scales.astype(np.float64)
-    # The smallest table scale ≥ each scale: the count of entries below it, capped.
     return np.searchsorted(table[:-1], scales, side="left").astype(np.int32)
 
   def refinement_context(self, functions: ModelFunctions, y: np.ndarray
@@ -205,7 +205,7 @@ class BMSHJ2018(CompressionModel):
     refinement, whose scales the refinement optimised for."""
     z_symbols = self._side_symbols(functions, y) if refined_from is None else refined_from
     z_hat, scales = self.latent_scales(functions, z_symbols, y.shape)
-    indexes = self._indexes(functions, scales)
+    indexes = self.scale_indexes(functions, scales)
     symbols = np.round(y).astype(np.int32)
     streams = [range_coding.encode(z_symbols, functions.tables["entropy_bottleneck"]),
                range_coding.encode(symbols, functions.tables["gaussian_conditional"], indexes)]
@@ -226,7 +226,7 @@ class BMSHJ2018(CompressionModel):
     z_shape = side_shape(shape, self.num_filters)
     z_symbols = range_coding.decode(streams[0], functions.tables["entropy_bottleneck"], z_shape)
     _, scales = self.latent_scales(functions, z_symbols, shape)
-    indexes = self._indexes(functions, scales)
+    indexes = self.scale_indexes(functions, scales)
     verify(np.concatenate([channel_indexes(z_shape).ravel(), indexes.ravel()]))
     return range_coding.decode(streams[1], functions.tables["gaussian_conditional"], shape,
                                indexes).astype(np.float32)
