@@ -38,6 +38,27 @@ def test_thirty_steps_lower_the_loss(smoke_config, quantization):
   assert int(state.step) == 30
 
 
+def test_the_loops_compiled_step_reports_the_averages_of_its_steps(smoke_config):
+  """The training loop keeps its running metrics on the device: after three steps they are the
+  means of what train_step returns for the same steps and noise keys."""
+  state = train.create_train_state(smoke_config, jax.random.PRNGKey(0))
+  batch = next(input_pipeline.train_batches(smoke_config.train_glob, 4, 64, seed=0))
+  options = {"lmbda": smoke_config.lmbda, "quantization": "mixed"}
+  measured = jax.jit(functools.partial(train._train_and_measure, **options))
+  plain = jax.jit(functools.partial(train.train_step, **options))
+  noise = jax.random.PRNGKey(7)
+  metrics, looped, separate, outputs = train.Metrics.empty(), state, state, []
+  for step in (1, 2, 3):
+    looped, loss, metrics = measured(looped, batch, noise, np.int32(step), metrics)
+    separate, output = plain(separate, batch, jax.random.fold_in(noise, step))
+    np.testing.assert_allclose(float(loss), float(output["loss"]), rtol=1e-6)
+    outputs.append(output)
+  for name, value in metrics.compute().items():
+    np.testing.assert_allclose(float(value), np.mean([float(o[name]) for o in outputs]),
+                               rtol=1e-6)
+  assert len({float(o["loss"]) for o in outputs}) == 3
+
+
 def test_piecewise_schedule_drops_at_the_recorded_steps(smoke_config):
   smoke_config.learning_rate_schedule = "piecewise"
   smoke_config.num_train_steps = 1000
