@@ -143,13 +143,8 @@ def _child(folder: str) -> None:
   print(json.dumps(rows))
 
 
-def _boundary_margins(codec: codec_lib.Codec, data: bytes) -> np.ndarray:
+def _boundary_margins(codec: codec_lib.Codec, scales: np.ndarray) -> np.ndarray:
   """Relative distance of every y scale to the nearest boundary of the scale table."""
-  header, streams = bitstream.unpack(data)
-  shape = codec.latent_shape(header.height, header.width)
-  z = range_coding.decode(streams[0], codec.tables["entropy_bottleneck"],
-                          bmshj2018.side_shape(shape, codec.model.num_filters))
-  _, scales = codec.model.latent_scales(codec, z, shape)
   boundaries = codec.tables["gaussian_conditional"].scales[:-1]
   scales = np.maximum(scales.ravel(), 1e-30)
   nearest = np.min(np.abs(np.log(scales[:, None]) - np.log(boundaries[None, :])), axis=1)
@@ -179,14 +174,14 @@ def main(argv) -> None:
     (pathlib.Path(folder) / f"{name}.eic").write_bytes(data)
     np.savez(pathlib.Path(folder) / f"{name}.npz", indexes=_indexes(codec, data),
              indexes32=_float32_indexes(codec, data), decoded=codec.decompress(data))
+    z, shape = _side_latents(codec, data)
+    _, scales = codec.model.latent_scales(codec, z, shape)
+    margins.append(_boundary_margins(codec, scales))
     if FLAGS.latents_out:
-      z, shape = _side_latents(codec, data)
-      _, scales = codec.model.latent_scales(codec, z, shape)
       os.makedirs(FLAGS.latents_out, exist_ok=True)
       np.savez_compressed(pathlib.Path(FLAGS.latents_out) / f"{name}.npz", z=z,
                           latent_shape=np.array(shape),
                           indexes=codec.model.scale_indexes(codec, scales).astype(np.uint8))
-    margins.append(_boundary_margins(codec, data))
   margins = np.concatenate(margins)
   print(f"{len(paths)} images, {margins.size:,} scales of y")
   for threshold in (1e-7, 1e-6, 1e-5, 1e-4):
