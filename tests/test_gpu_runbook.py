@@ -85,6 +85,24 @@ def test_a_pack_split_into_parts_restores_and_names_a_missing_part(budget_run, t
     pack_export.unpack(str(tmp_path / "absent.tar.xz"), str(tmp_path / "other"))
 
 
+def test_a_float16_pack_is_smaller_and_restores_the_rounded_parameters(budget_run, tmp_path):
+  workdir = budget_run[0] / "lmbda_0.01"
+  [whole] = pack_export.pack(str(workdir), str(tmp_path / "whole.tar.xz"))
+  [half] = pack_export.pack(str(workdir), str(tmp_path / "half.tar.xz"), weights_dtype="float16")
+  assert os.path.getsize(half) < 0.75 * os.path.getsize(whole)
+  assert pack_export.unpack(half, str(tmp_path / "copy")) == (
+      checkpoints.latest_step(str(workdir), checkpoints.EXPORT_DIR))
+  original, _, _ = checkpoints.restore_export(str(workdir))
+  copy, _, _ = checkpoints.restore_export(str(tmp_path / "copy"))
+  rounded = checkpoints.rounded_params(original, np.float16)
+  assert any(not np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(original),
+                                                       jax.tree_util.tree_leaves(rounded)))
+  for a, b in zip(jax.tree_util.tree_leaves(rounded), jax.tree_util.tree_leaves(copy)):
+    np.testing.assert_array_equal(a, b)
+  assert (tmp_path / "copy" / checkpoints.CONFIG_FILE).read_text() == (
+      workdir / checkpoints.CONFIG_FILE).read_text()
+
+
 def test_a_photo_subset_fits_its_budget_is_seeded_and_downscales(photo_dir, tmp_path):
   patterns = f"{photo_dir / '*.png'},{photo_dir / '*.jpg'}"
   sizes = sorted(os.path.getsize(p) for p in photo_dir.iterdir())

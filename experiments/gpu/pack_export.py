@@ -1,14 +1,16 @@
 """Packs a workdir's export into one file (or parts), and unpacks it into a workdir elsewhere.
 
   python experiments/gpu/pack_export.py --workdir=runs/gpu/lmbda_0.0067 --output=lmbda_0.0067.tar.xz \\
-      [--max_bytes=60000000] [--part_bytes=16000000]
+      [--max_bytes=60000000] [--part_bytes=16000000] [--weights_dtype=float16]
   python experiments/gpu/pack_export.py --unpack=lmbda_0.0067.tar.xz --workdir=runs/lmbda_0.0067
 
 The file holds what compression and shipping need: config.json, the latest export (parameters,
 and coding tables if it has them) and metrics.jsonl, but no training checkpoints. Packing fails,
 writing nothing, when the file would exceed --max_bytes. With --part_bytes, a pack larger than
 that is written as parts OUTPUT.1of2, OUTPUT.2of2 … of at most that size each (for transfers
-that limit the size of a file: a scale-hyperprior export is about 19 MB packed); --unpack takes
+that limit the size of a file: a scale-hyperprior export is about 19 MB packed);
+--weights_dtype=float16 stores the parameters in half the bytes, as the shipped models are
+(experiments/ship_models.py), rounded as the export of a shipped model is. --unpack takes
 OUTPUT either way and names any part that is missing. The unpacked workdir compresses,
 decompresses, ships (experiments/ship_models.py) and continues training with
 --config.init_from=WORKDIR; where the range coder is installed, the first codec adds the coding
@@ -22,6 +24,9 @@ import os
 import re
 import sys
 import tarfile
+import tempfile
+
+import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, ROOT)
@@ -36,21 +41,30 @@ def _part_paths(output: str, count: int) -> list[str]:
 
 
 def pack(workdir: str, output: str, max_bytes: int | None = None,
-         part_bytes: int | None = None) -> list[str]:
+         part_bytes: int | None = None, weights_dtype: str | None = None) -> list[str]:
   """Writes the pack of `workdir` to `output`, or to parts of at most `part_bytes` each when it
-  is larger; returns the paths written."""
+  is larger, with the parameters stored in `weights_dtype` (None: as exported); returns the
+  paths written."""
   step = checkpoints.latest_step(workdir, checkpoints.EXPORT_DIR)
   if step is None:
     raise ValueError(f"{workdir} has no export to pack")
   if part_bytes is not None and part_bytes < 1:
     raise ValueError(f"--part_bytes must be positive, not {part_bytes}")
-  members = [checkpoints.CONFIG_FILE, os.path.join(checkpoints.EXPORT_DIR, str(step))]
+  export = os.path.join(checkpoints.EXPORT_DIR, str(step))
+  members = {checkpoints.CONFIG_FILE: os.path.join(workdir, checkpoints.CONFIG_FILE),
+             export: os.path.join(workdir, export)}
   if os.path.exists(os.path.join(workdir, training_log.METRICS_FILE)):
-    members.append(training_log.METRICS_FILE)
-  buffer = io.BytesIO()
-  with tarfile.open(fileobj=buffer, mode="w:xz") as archive:
-    for member in members:
-      archive.add(os.path.join(workdir, member), arcname=member)
+    members[training_log.METRICS_FILE] = os.path.join(workdir, training_log.METRICS_FILE)
+  with tempfile.TemporaryDirectory() as staging:
+    if weights_dtype is not None:
+      params, _, _ = checkpoints.restore_export(workdir)
+      checkpoints.save_export(staging, params, step, checkpoints.load_config(workdir),
+                              np.dtype(weights_dtype))
+      members[export] = os.path.join(staging, export)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:xz") as archive:
+      for name, path in members.items():
+        archive.add(path, arcname=name)
   data = buffer.getvalue()
   if max_bytes is not None and len(data) > max_bytes:
     raise ValueError(f"the pack of {workdir} takes {len(data)} bytes, more than --max_bytes="
@@ -121,6 +135,8 @@ def main(argv=None) -> None:
                       help="Fail, writing nothing, if the pack is larger.")
   parser.add_argument("--part_bytes", type=int, default=None,
                       help="Split a larger pack into parts OUTPUT.1ofN … of at most this size.")
+  parser.add_argument("--weights_dtype", choices=["float16"], default=None,
+                      help="Store the parameters in this type (default: as exported).")
   args = parser.parse_args(argv)
   if bool(args.output) == bool(args.unpack):
     parser.error("give either --output (pack) or --unpack")
@@ -129,7 +145,8 @@ def main(argv=None) -> None:
       step = unpack(args.unpack, args.workdir)
       print(f"{args.workdir}: export of step {step}")
     else:
-      for path in pack(args.workdir, args.output, args.max_bytes, args.part_bytes):
+      for path in pack(args.workdir, args.output, args.max_bytes, args.part_bytes,
+                       args.weights_dtype):
         print(f"{path}: {os.path.getsize(path)} bytes")
   except (ValueError, OSError, tarfile.TarError) as error:
     sys.exit(f"error: {error}")
