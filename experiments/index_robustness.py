@@ -172,9 +172,9 @@ def main(argv) -> None:
     data = codec.compress(image)
     name = pathlib.Path(path).stem
     (pathlib.Path(folder) / f"{name}.eic").write_bytes(data)
-    np.savez(pathlib.Path(folder) / f"{name}.npz", indexes=_indexes(codec, data),
-             indexes32=_float32_indexes(codec, data), decoded=codec.decompress(data))
     z, shape = _side_latents(codec, data)
+    np.savez(pathlib.Path(folder) / f"{name}.npz", indexes=_indexes(codec, data),
+             indexes32=_float32_indexes_of(codec, z, shape), decoded=codec.decompress(data))
     _, scales = codec.model.latent_scales(codec, z, shape)
     margins.append(_boundary_margins(codec, scales))
     if FLAGS.latents_out:
