@@ -15,7 +15,8 @@ from eic_jax import checkpoints
 from eic_jax.training import input_pipeline
 from eic_jax.training import stages
 from eic_jax.training import train
-from tests.conftest import ROOT
+from eic_jax.layers.padding import extend_edges
+from tests.conftest import ROOT, photo
 
 
 def _run_main(*args, timeout=300):
@@ -44,8 +45,9 @@ def test_the_loops_compiled_step_reports_the_averages_of_its_steps(smoke_config)
   state = train.create_train_state(smoke_config, jax.random.PRNGKey(0))
   batch = next(input_pipeline.train_batches(smoke_config.train_glob, 4, 64, seed=0))
   options = {"lmbda": smoke_config.lmbda, "quantization": "mixed"}
-  measured = jax.jit(functools.partial(train._train_and_measure, **options))
-  plain = jax.jit(functools.partial(train.train_step, **options))
+  plain_step = functools.partial(train.train_step, **options)
+  measured = jax.jit(functools.partial(train._train_and_measure, step_fn=plain_step))
+  plain = jax.jit(plain_step)
   noise = jax.random.PRNGKey(7)
   metrics, looped, separate, outputs = train.Metrics.empty(), state, state, []
   for step in (1, 2, 3):
@@ -210,3 +212,71 @@ def test_stages_follow_resumes_with_other_flags_and_runs_started_from_an_export(
   history = stages.history(fork, 6)
   assert [s["steps"] for s in history] == [[0, 2], [2, 3], [3, 6]]
   assert history[-1]["learning_rate"] == 1e-5
+
+
+@pytest.mark.parametrize("model", ["bls2017", "bmshj2018"])
+def test_training_the_entropy_models_changes_them_alone_and_lowers_the_rate(smoke_config, model):
+  """Even with an optimiser state that would move the transforms (Adam's moments after a full
+  step), only the entropy models change, and the rate of the fixed latents falls."""
+  smoke_config.model = model
+  modules = train.create_model(smoke_config).entropy_modules
+  state = train.create_train_state(smoke_config, jax.random.PRNGKey(0))
+  batch = next(input_pipeline.train_batches(smoke_config.train_glob, 4, 64, seed=0))
+  state, _ = jax.jit(functools.partial(train.train_step, lmbda=smoke_config.lmbda))(
+      state, batch, jax.random.PRNGKey(0))
+  latents = np.stack(train.training_latents(train.create_model(smoke_config), state.params,
+                                            [lambda image=image: image for image in batch]))
+  assert latents.shape[:3] == (4, 4, 4)
+  step = jax.jit(functools.partial(train.entropy_model_step, modules=modules, downsampling=16,
+                                   quantization="mixed"))
+  start, rates = state, []
+  for i in range(40):
+    state, outputs = step(state, latents, jax.random.PRNGKey(i))
+    rates.append(float(outputs["bpp"]))
+  assert np.mean(rates[-5:]) < 0.95 * np.mean(rates[:5])
+  for name in start.params:
+    same = [np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(start.params[name]),
+                                                 jax.tree_util.tree_leaves(state.params[name]))]
+    assert not any(same) if name in modules else all(same), name
+
+
+@pytest.mark.parametrize("model", ["bls2017", "bmshj2018"])
+def test_training_latents_are_those_of_the_image_alone(smoke_config, model):
+  """Analysed in a larger shared shape, an image's cached latents equal the analysis of the
+  image alone, extended by its edge pixels to the grid as the codec extends it."""
+  smoke_config.model = model
+  net = train.create_model(smoke_config)
+  params = train.init_params(net, jax.random.PRNGKey(1))
+  image = photo("astronaut", (100, 147))
+  cached, = train.training_latents(net, params, [lambda: image])
+  alone = net.apply({"params": params}, extend_edges(image, 16)[None].astype(np.float32),
+                    method="analyze")[0]
+  assert cached.shape == alone.shape == (7, 10, net.latent_channels)
+  np.testing.assert_allclose(cached, alone, rtol=1e-5, atol=1e-5)
+
+
+def test_training_the_entropy_models_from_the_command_line(trained_workdir, photo_dir, tmp_path):
+  workdir = str(tmp_path / "entropy")
+  exported, _, step = checkpoints.restore_export(str(trained_workdir))
+  flags = ["--config=configs/smoke.py", f"--workdir={workdir}",
+           f"--config.train_glob={photo_dir}/*", f"--config.init_from={trained_workdir}",
+           "--config.trainable=entropy_models", f"--config.num_train_steps={step + 6}"]
+  result = _run_main(*flags, "--config.patch_size=40")
+  assert result.returncode != 0
+  assert "patch_size (40) must be a multiple of 16" in result.stderr
+  result = _run_main(*flags, "--config.patch_size=64")
+  assert result.returncode == 0, result.stderr[-3000:]
+  params, _, new_step = checkpoints.restore_export(workdir)
+  assert new_step == step + 6
+  assert checkpoints.load_config(workdir).trainable == "entropy_models"
+  for name in ("analysis", "synthesis"):
+    for a, b in zip(jax.tree_util.tree_leaves(params[name]),
+                    jax.tree_util.tree_leaves(exported[name])):
+      np.testing.assert_array_equal(a, b)
+  assert not np.array_equal(params["entropy_bottleneck"]["density"]["matrix_0"],
+                            exported["entropy_bottleneck"]["density"]["matrix_0"])
+  assert stages.history(workdir, new_step)[-1]["trainable"] == "entropy_models"
+  with open(os.path.join(workdir, "metrics.jsonl")) as stream:
+    logged = [json.loads(line) for line in stream]
+  assert any("train_bpp" in entry for entry in logged)
+  assert not any("train_mse" in entry or "train_loss" in entry for entry in logged)

@@ -33,6 +33,7 @@ from eic_jax.coding import latent_refinement
 from eic_jax.coding import range_coding
 from eic_jax.coding import tiling
 from eic_jax.entropy_models import entropy_bottleneck
+from eic_jax.layers.padding import extend_edges
 from eic_jax.models.base import EncodedLatents
 
 # Default limit on decoded image size (pixels), checked before anything is allocated.
@@ -163,10 +164,8 @@ class Codec:
                        "pixels")
     rows, cols = self._plan(height, width)
     scale = self.model.downsampling
-    # The analysis sees the image extended to a multiple of 16 by repeating its edge pixels:
-    # zeros there would be a hard edge that costs bits and, in a small image, drags its
-    # colours. The decoder crops them away, whatever they were.
-    extended = np.pad(image, ((0, -height % scale), (0, -width % scale), (0, 0)), mode="edge")
+    # The decoder crops the extension away, whatever it was.
+    extended = extend_edges(image, scale)
     padded = _pad_for_tiles(extended, rows, cols, scale)
     y = np.empty(self.latent_shape(height, width), np.float32)
     for top, left, tile_height, tile_width in tiling.windows(rows, cols):

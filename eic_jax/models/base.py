@@ -54,6 +54,9 @@ class CompressionModel(nn.Module):
   decoder_modules: ClassVar[tuple[str, ...]] = ("synthesis",)
   # How many range-coded streams encode_latents writes.
   num_streams: ClassVar[int] = 1
+  # Parameter subtrees of the entropy models, all that `quantize` reads: what training with
+  # config.trainable = "entropy_models" changes.
+  entropy_modules: ClassVar[tuple[str, ...]] = ("entropy_bottleneck",)
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "CompressionModel":
@@ -67,6 +70,14 @@ class CompressionModel(nn.Module):
                ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """(reconstruction, likelihoods of every quantised tensor by name). In training the
     rates see noisy latents; `straight_through`: the synthesis sees rounded ones."""
+    height, width = x.shape[1:3]
+    y_hat, likelihoods = self.quantize(self.analyze(x), training, straight_through)
+    return self.synthesize(y_hat)[:, :height, :width, :], likelihoods
+
+  def quantize(self, y: jax.Array, training: bool, straight_through: bool = False
+               ) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """(the latents the synthesis sees, likelihoods of every quantised tensor by name) for
+    latents (N, h, w, C); side information is computed and quantised here."""
     raise NotImplementedError
 
   def analyze(self, x: jax.Array, region: jax.Array | None = None) -> jax.Array:

@@ -71,13 +71,10 @@ class BLS2017(CompressionModel):
     self.entropy_bottleneck = EntropyBottleneck(
         self.num_filters, self.density_hidden, self.density_init_scale)
 
-  def __call__(self, x: jax.Array, training: bool, straight_through: bool = False
+  def quantize(self, y: jax.Array, training: bool, straight_through: bool = False
                ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    height, width = x.shape[1:3]
-    y = self.analysis(pad_to_multiple(x, DOWNSAMPLING))
     y_hat, likelihoods = self.entropy_bottleneck(y, training, straight_through)
-    x_hat = self.synthesis(y_hat)[:, :height, :width, :]
-    return x_hat, {"y": likelihoods}
+    return y_hat, {"y": likelihoods}
 
   def analyze(self, x: jax.Array, region: jax.Array | None = None) -> jax.Array:
     return self.analysis(pad_to_multiple(x, DOWNSAMPLING), region)

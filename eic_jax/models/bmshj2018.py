@@ -109,6 +109,8 @@ class BMSHJ2018(CompressionModel):
 
   decoder_modules: ClassVar[tuple[str, ...]] = ("hyper_synthesis", "synthesis")
   num_streams: ClassVar[int] = 2  # z, then y
+  entropy_modules: ClassVar[tuple[str, ...]] = ("hyper_analysis", "hyper_synthesis",
+                                                "entropy_bottleneck")
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "BMSHJ2018":
@@ -129,16 +131,13 @@ class BMSHJ2018(CompressionModel):
         self.num_filters, self.density_hidden, self.density_init_scale)
     self.gaussian_conditional = GaussianConditional()
 
-  def __call__(self, x: jax.Array, training: bool, straight_through: bool = False
+  def quantize(self, y: jax.Array, training: bool, straight_through: bool = False
                ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    height, width = x.shape[1:3]
-    y = self.analysis(pad_to_multiple(x, DOWNSAMPLING))
     z_hat, z_likelihoods = self.entropy_bottleneck(self.hyper_analysis(y), training,
                                                    straight_through)
     scales = self.predict_scales(z_hat)[:, :y.shape[1], :y.shape[2]]
     y_hat, y_likelihoods = self.gaussian_conditional(y, scales, training, straight_through)
-    x_hat = self.synthesis(y_hat)[:, :height, :width, :]
-    return x_hat, {"y": y_likelihoods, "z": z_likelihoods}
+    return y_hat, {"y": y_likelihoods, "z": z_likelihoods}
 
   def analyze(self, x: jax.Array, region: jax.Array | None = None) -> jax.Array:
     return self.analysis(pad_to_multiple(x, DOWNSAMPLING), region)

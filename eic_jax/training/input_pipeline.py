@@ -112,8 +112,9 @@ def _pixels(image: np.ndarray) -> np.ndarray:
 
 
 class RandomCrops:
-  """Batches of random crops (batch_size, patch_size, patch_size, 3) uint8 from `loaders`:
-  batch k is a function of (seed, k) alone."""
+  """Batches of random crops (batch_size, patch_size, patch_size, 3) uint8 from `loaders`, or
+  (batch_size, patch_size, patch_size, …) of other arrays (latents): batch k is a function of
+  (seed, k) alone."""
 
   def __init__(self, loaders: Sequence[Callable[[], np.ndarray]], batch_size: int,
                patch_size: int, seed: int, cache: bool = True, flips: bool = False,
@@ -145,16 +146,22 @@ class RandomCrops:
   def batch(self, k: int) -> np.ndarray:
     rng = np.random.default_rng([self._seed, 1, k])
     size = self._patch_size
-    out = np.empty((self._batch_size, size, size, 3), np.uint8)
+    out = None
     for slot, index in enumerate(self.indices(k)):
       image = (self._images[index] if self._images is not None else
                np.ascontiguousarray(self._loaders[index]()))
+      if out is None:
+        out = np.empty((self._batch_size, size, size) + image.shape[2:], image.dtype)
       top = rng.integers(0, image.shape[0] - size + 1)
       left = rng.integers(0, image.shape[1] - size + 1)
-      # Pixels as 3-byte items: NumPy copies a mirrored row of them 3x faster than a mirrored
-      # (width, 3) uint8 row, which it copies byte by byte.
-      crop = _pixels(image)[top:top + size, left:left + size]
-      _pixels(out[slot])[...] = crop[:, ::-1] if self._flips and rng.random() < 0.5 else crop
+      if image.dtype == np.uint8 and image.shape[2:] == (3,):
+        # Pixels as 3-byte items: NumPy copies a mirrored row of them 3x faster than a
+        # mirrored (width, 3) uint8 row, which it copies byte by byte.
+        image, target = _pixels(image), _pixels(out[slot])
+      else:
+        target = out[slot]
+      crop = image[top:top + size, left:left + size]
+      target[...] = crop[:, ::-1] if self._flips and rng.random() < 0.5 else crop
     return out
 
   def __iter__(self) -> Iterator[np.ndarray]:

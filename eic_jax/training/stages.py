@@ -24,7 +24,8 @@ _KEYS = ("lmbda", "batch_size", "patch_size", "learning_rate", "learning_rate_sc
 def stage(first_step: int, last_step: int, config: ml_collections.ConfigDict) -> dict:
   """What trained steps first_step to last_step: λ, batch, crop, schedule and data."""
   summary = {"steps": [first_step, last_step], **{key: config.get(key) for key in _KEYS},
-             "quantization": config.get("quantization", QUANTIZATION_BEFORE_THE_OPTION)}
+             "quantization": config.get("quantization", QUANTIZATION_BEFORE_THE_OPTION),
+             "trainable": config.get("trainable", "all")}
   if config.get("learning_rate_schedule") == "piecewise":
     summary["learning_rate_drops_at"] = train.learning_rate_drop_steps(config)
   return summary
@@ -35,7 +36,7 @@ def _shipped_stages(name: str) -> list[dict]:
   if record.get("stages"):
     # Stages recorded before they named their data trained on the record's train_glob.
     return [{"quantization": QUANTIZATION_BEFORE_THE_OPTION, "train_glob": record["train_glob"],
-             **recorded} for recorded in record["stages"]]
+             "trainable": "all", **recorded} for recorded in record["stages"]]
   return [stage(0, record["steps"], checkpoints.load_config(pretrained.resolve(name)))]
 
 

@@ -1,8 +1,10 @@
 """Training: rate–distortion objective, jit-compiled steps, evaluation and the training loop."""
 
+import concurrent.futures
 import functools
 import logging
 import math
+import os
 import time
 from typing import Any
 
@@ -22,6 +24,7 @@ from eic_jax import models
 from eic_jax import pretrained
 from eic_jax.training import parallel
 from eic_jax.training import training_log
+from eic_jax.layers.padding import extend_edges
 from eic_jax.models.base import CompressionModel
 
 
@@ -32,6 +35,13 @@ class Metrics(metrics.Collection):
   bpp: metrics.Average.from_output("bpp")
   mse: metrics.Average.from_output("mse")
   psnr: metrics.Average.from_output("psnr")
+
+
+@flax.struct.dataclass
+class RateMetrics(metrics.Collection):
+  """The average rate: what training the entropy models on fixed latents measures (its loss,
+  not logged, is the rate alone, where a full step's is rate + λ·distortion)."""
+  bpp: metrics.Average.from_output("bpp")
 
 
 def create_model(config: ml_collections.ConfigDict) -> CompressionModel:
@@ -73,13 +83,17 @@ def create_train_state(config: ml_collections.ConfigDict, rng: jax.Array
       apply_fn=model.apply, params=init_params(model, rng), tx=create_optimizer(config))
 
 
+def bits_per_pixel(likelihoods: dict[str, jax.Array], num_pixels: int) -> jax.Array:
+  """Per image, −Σ log2 P of every quantised tensor together, divided by `num_pixels`."""
+  return sum(jnp.sum(-jnp.log2(tensor), axis=tuple(range(1, tensor.ndim)))
+             for tensor in likelihoods.values()) / num_pixels
+
+
 def rate_distortion(x: jax.Array, x_hat: jax.Array, likelihoods: dict[str, jax.Array],
                     lmbda: float) -> dict[str, jax.Array]:
   """Per-image bits per pixel (of every quantised tensor together), MSE and PSNR (0–255 scale)
   and loss = bpp + λ·MSE."""
-  num_pixels = x.shape[1] * x.shape[2]
-  bpp = sum(jnp.sum(-jnp.log2(tensor), axis=tuple(range(1, tensor.ndim)))
-            for tensor in likelihoods.values()) / num_pixels
+  bpp = bits_per_pixel(likelihoods, x.shape[1] * x.shape[2])
   mse = jnp.mean(jnp.square(x - x_hat), axis=(1, 2, 3))
   psnr = 10.0 * jnp.log10(255.0**2 / jnp.maximum(mse, 1e-10))
   return {"loss": bpp + lmbda * mse, "bpp": bpp, "mse": mse, "psnr": psnr}
@@ -88,6 +102,46 @@ def rate_distortion(x: jax.Array, x_hat: jax.Array, likelihoods: dict[str, jax.A
 # How training stands in for rounding: "noise" gives rate and synthesis noisy latents (the
 # paper); "mixed" gives the rate noisy latents and the synthesis rounded ones, straight through.
 QUANTIZATION_MODES = ("noise", "mixed")
+
+
+# What training changes: "all" parameters, or "entropy_models" alone (the model's
+# entropy_modules), on the latents of the training images under the fixed analysis.
+TRAINABLE = ("all", "entropy_models")
+# Images extended to multiples of this many pixels share one compiled analysis.
+_ANALYSIS_BUCKET = 128
+
+
+def check_trainable(config: ml_collections.ConfigDict, model: CompressionModel) -> None:
+  if config.trainable not in TRAINABLE:
+    raise ValueError(f"Unknown trainable {config.trainable!r}; use one of {', '.join(TRAINABLE)}")
+  if config.trainable == "entropy_models" and config.patch_size % model.downsampling:
+    raise ValueError(f"trainable = 'entropy_models' crops latents: patch_size "
+                     f"({config.patch_size}) must be a multiple of {model.downsampling}")
+
+
+def training_latents(model: CompressionModel, params: Any,
+                     loaders: list, threads: int | None = None) -> list[np.ndarray]:
+  """The latents (h, w, C) of every training image, computed once, as the codec computes them:
+  from the image extended by its edge pixels to the analysis's grid (layers.padding)."""
+  size = model.downsampling
+  analyze = jax.jit(lambda image, region: model.apply(
+      {"params": params}, image[None].astype(jnp.float32), region, method="analyze")[0])
+
+  def latents(load) -> np.ndarray:
+    extended = extend_edges(load(), size)
+    height, width = extended.shape[:2]
+    padded = np.pad(extended, ((0, -height % _ANALYSIS_BUCKET), (0, -width % _ANALYSIS_BUCKET),
+                               (0, 0)))
+    region = np.array([0, 0, height, width], np.int32)
+    return np.asarray(analyze(padded, region)[:height // size, :width // size])
+
+  start = time.monotonic()
+  # Threads decode the next images while the analysis runs.
+  with concurrent.futures.ThreadPoolExecutor(threads or min(8, os.cpu_count() or 1)) as pool:
+    result = list(pool.map(latents, loaders))
+  logging.info("Computed the latents of %d training images in %.0f s (%.0f MB)", len(result),
+               time.monotonic() - start, sum(y.nbytes for y in result) / 1e6)
+  return result
 
 
 def check_quantization(quantization: str) -> None:
@@ -114,15 +168,42 @@ def train_step(state: train_state.TrainState, batch: jax.Array, rng: jax.Array, 
   return state.apply_gradients(grads=grads), outputs
 
 
+def entropy_model_step(state: train_state.TrainState, latents: jax.Array, rng: jax.Array,
+                       modules: tuple[str, ...], downsampling: int, quantization: str = "noise"
+                       ) -> tuple[train_state.TrainState, dict[str, jax.Array]]:
+  """One optimiser step on the rate of fixed latents (N, h, w, C), for the parameter subtrees
+  `modules` (the model's entropy models) alone; every other parameter is returned unchanged,
+  whatever the optimiser's state. With the analysis and synthesis fixed the distortion is too,
+  so the rate is the whole objective."""
+  check_quantization(quantization)
+  num_pixels = latents.shape[1] * latents.shape[2] * downsampling**2
+
+  def loss_fn(trainable):
+    _, likelihoods = state.apply_fn({"params": {**state.params, **trainable}}, latents,
+                                    training=True, straight_through=quantization == "mixed",
+                                    rngs={"noise": rng}, method="quantize")
+    bpp = jnp.mean(bits_per_pixel(likelihoods, num_pixels))
+    return bpp, {"loss": bpp, "bpp": bpp}
+
+  trainable = {name: state.params[name] for name in modules}
+  grads, outputs = jax.grad(loss_fn, has_aux=True)(trainable)
+  grads = {name: grads[name] if name in grads else jax.tree_util.tree_map(jnp.zeros_like, value)
+           for name, value in state.params.items()}
+  updated = state.apply_gradients(grads=grads)
+  params = {name: updated.params[name] if name in modules else value
+            for name, value in state.params.items()}
+  return updated.replace(params=params), outputs
+
+
 def _train_and_measure(state: train_state.TrainState, batch: jax.Array, noise_rng: jax.Array,
-                       step: jax.Array, metrics: Metrics, lmbda: float, quantization: str
-                       ) -> tuple[train_state.TrainState, jax.Array, Metrics]:
-  """The training loop's compiled step: `train_step` with the step's noise key and the running
-  metrics computed on the device. Built eagerly on the host, the metrics took some twenty small
-  dispatches a step, longer than a whole step on a GPU."""
-  state, outputs = train_step(state, batch, jax.random.fold_in(noise_rng, step), lmbda=lmbda,
-                              quantization=quantization)
-  return state, outputs["loss"], metrics.merge(Metrics.single_from_model_output(**outputs))
+                       step: jax.Array, running: metrics.Collection, step_fn
+                       ) -> tuple[train_state.TrainState, jax.Array, metrics.Collection]:
+  """The training loop's compiled step: `step_fn` (train_step or entropy_model_step with their
+  settings) with the step's noise key and the running metrics computed on the device. Built
+  eagerly on the host, the metrics took some twenty small dispatches a step, longer than a
+  whole step on a GPU."""
+  state, outputs = step_fn(state, batch, jax.random.fold_in(noise_rng, step))
+  return state, outputs["loss"], running.merge(type(running).single_from_model_output(**outputs))
 
 
 def eval_step(apply_fn, params: Any, batch: jax.Array, lmbda: float) -> dict[str, jax.Array]:
@@ -204,6 +285,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   where the range coder is installed (see checkpoints.py).
   """
   check_quantization(config.quantization)
+  model = create_model(config)
+  check_trainable(config, model)
   # The data is found and read before anything is written, so a bad pattern leaves no workdir.
   loaders = input_pipeline.image_loaders(config.train_glob, config.patch_size)
   valid_images = (input_pipeline.validation_images(
@@ -233,14 +316,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
     if jax.process_index() == 0:
       checkpoints.record_start(workdir, initial_step, config)
 
-    batches = iter(input_pipeline.RandomCrops(
-        loaders, local_batch_size, config.patch_size,
-        config.seed + initial_step * jax.process_count() + jax.process_index(),
-        cache=config.cache_images, flips=config.random_flips))
+    seed = config.seed + initial_step * jax.process_count() + jax.process_index()
+    if config.trainable == "entropy_models":
+      latents = training_latents(model, state.params, loaders)
+      batches = iter(input_pipeline.RandomCrops(
+          [lambda y=y: y for y in latents], local_batch_size,
+          config.patch_size // model.downsampling, seed))
+      step = functools.partial(entropy_model_step, modules=model.entropy_modules,
+                               downsampling=model.downsampling,
+                               quantization=config.quantization)
+      no_metrics = RateMetrics.empty()
+    else:
+      batches = iter(input_pipeline.RandomCrops(
+          loaders, local_batch_size, config.patch_size, seed, cache=config.cache_images,
+          flips=config.random_flips))
+      step = functools.partial(train_step, lmbda=config.lmbda, quantization=config.quantization)
+      no_metrics = Metrics.empty()
     # No buffer donation: an asynchronous checkpoint may still be reading the previous state
     # (on CPU its host copy can alias the device buffer).
-    step_fn = jax.jit(functools.partial(_train_and_measure, lmbda=config.lmbda,
-                                        quantization=config.quantization),
+    step_fn = jax.jit(functools.partial(_train_and_measure, step_fn=step),
                       in_shardings=(replicated, parallel.batch_sharding(mesh), replicated,
                                     replicated, replicated),
                       out_shardings=(replicated, replicated, replicated))
@@ -249,7 +343,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                                       files=jax.process_index() == 0)
     writer.write_hparams({k: v for k, v in config.items() if isinstance(v, (int, float, str))})
 
-    no_metrics = jax.device_put(Metrics.empty(), replicated)
+    no_metrics = jax.device_put(no_metrics, replicated)
     train_metrics = no_metrics
     unchecked = None  # (step, loss) not yet read back
     deadline = time.monotonic() + config.time_limit_s if config.time_limit_s > 0 else math.inf
