@@ -174,7 +174,8 @@ def entropy_model_step(state: train_state.TrainState, latents: jax.Array, rng: j
   """One optimiser step on the rate of fixed latents (N, h, w, C), for the parameter subtrees
   `modules` (the model's entropy models) alone; every other parameter is returned unchanged,
   whatever the optimiser's state. With the analysis and synthesis fixed the distortion is too,
-  so the rate is the whole objective."""
+  so the rate is the whole objective (rounding offsets that follow a density's medians move
+  with it, as in full training, where their gradient is not taken either)."""
   check_quantization(quantization)
   num_pixels = latents.shape[1] * latents.shape[2] * downsampling**2
 
