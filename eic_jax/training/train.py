@@ -322,7 +322,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       latents = training_latents(model, state.params, loaders)
       batches = iter(input_pipeline.RandomCrops(
           [lambda y=y: y for y in latents], local_batch_size,
-          config.patch_size // model.downsampling, seed))
+          config.patch_size // model.downsampling, seed, cache=False))  # already in memory
       step = functools.partial(entropy_model_step, modules=model.entropy_modules,
                                downsampling=model.downsampling,
                                quantization=config.quantization)
