@@ -15,6 +15,7 @@ from eic_jax import checkpoints
 from eic_jax.training import input_pipeline
 from eic_jax.training import stages
 from eic_jax.training import train
+from eic_jax.training import training_log
 from eic_jax.layers.padding import extend_edges
 from tests.conftest import ROOT, photo
 
@@ -276,7 +277,6 @@ def test_training_the_entropy_models_from_the_command_line(trained_workdir, phot
   assert not np.array_equal(params["entropy_bottleneck"]["density"]["matrix_0"],
                             exported["entropy_bottleneck"]["density"]["matrix_0"])
   assert stages.history(workdir, new_step)[-1]["trainable"] == "entropy_models"
-  with open(os.path.join(workdir, "metrics.jsonl")) as stream:
-    logged = [json.loads(line) for line in stream]
-  assert any("train_bpp" in entry for entry in logged)
-  assert not any("train_mse" in entry or "train_loss" in entry for entry in logged)
+  logged = training_log.read_scalars(workdir)
+  assert "train_bpp" in logged
+  assert "train_mse" not in logged and "train_loss" not in logged
