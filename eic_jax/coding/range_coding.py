@@ -107,6 +107,12 @@ def _check_length(length: int, precision: int, what: str) -> None:
                      f"{MAX_TABLE_LENGTH} a {precision}-bit table can hold")
 
 
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+  """1 / (1 + exp(−logits)) in float64, without overflow: a narrow density's logits at its
+  table's rounded-out edges can pass what exp takes in float32 (88) and float64 (709)."""
+  return np.exp(-np.logaddexp(0.0, -np.asarray(logits, np.float64)))
+
+
 def build_tables(density: dict, tail_mass: float = entropy_bottleneck.DEFAULT_TAIL_MASS,
                  precision: int = PRECISION) -> FactorizedTables:
   """Quantised CDF tables for every channel of a deep factorized density."""
@@ -123,7 +129,7 @@ def build_tables(density: dict, tail_mass: float = entropy_bottleneck.DEFAULT_TA
   lower = np.asarray(deep_factorized.logits_cumulative(density, centres[:, :1] - 0.5))[:, 0]
   upper = np.asarray(deep_factorized.logits_cumulative(
       density, jnp.asarray((maxima + medians + 0.5)[:, None], jnp.float32)))[:, 0]
-  tails = 1.0 / (1.0 + np.exp(-lower.astype(np.float64))) + 1.0 / (1.0 + np.exp(upper))
+  tails = _sigmoid(lower) + _sigmoid(-upper)
   lookup = _lookup_rows([pmf[c, :n] for c, n in enumerate(lengths)], tails, precision)
   return FactorizedTables(lookup=lookup, minima=minima, medians=medians)
 
