@@ -111,6 +111,11 @@ def _pixels(image: np.ndarray) -> np.ndarray:
   return image.view(_PIXEL)[..., 0]
 
 
+def default_threads() -> int:
+  """Threads that decode images: one per core, at most 8."""
+  return min(8, os.cpu_count() or 1)
+
+
 class RandomCrops:
   """Batches of random crops (batch_size, patch_size, patch_size, 3) uint8 from `loaders`, or
   (batch_size, patch_size, patch_size, …) of other arrays (latents): batch k is a function of
@@ -119,7 +124,7 @@ class RandomCrops:
   def __init__(self, loaders: Sequence[Callable[[], np.ndarray]], batch_size: int,
                patch_size: int, seed: int, cache: bool = True, flips: bool = False,
                threads: int | None = None):
-    self._threads = threads or min(8, os.cpu_count() or 1)
+    self._threads = threads or default_threads()
     self._loaders = loaders
     self._batch_size = batch_size
     self._patch_size = patch_size

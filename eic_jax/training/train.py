@@ -4,7 +4,6 @@ import concurrent.futures
 import functools
 import logging
 import math
-import os
 import time
 from typing import Any
 
@@ -137,7 +136,8 @@ def training_latents(model: CompressionModel, params: Any,
 
   start = time.monotonic()
   # Threads decode the next images while the analysis runs.
-  with concurrent.futures.ThreadPoolExecutor(threads or min(8, os.cpu_count() or 1)) as pool:
+  threads = threads or input_pipeline.default_threads()
+  with concurrent.futures.ThreadPoolExecutor(threads) as pool:
     result = list(pool.map(latents, loaders))
   logging.info("Computed the latents of %d training images in %.0f s (%.0f MB)", len(result),
                time.monotonic() - start, sum(y.nbytes for y in result) / 1e6)
