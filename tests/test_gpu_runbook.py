@@ -16,6 +16,7 @@ from tests.conftest import ROOT
 sys.path.insert(0, str(ROOT / "experiments" / "gpu"))
 import pack_export  # noqa: E402  pylint: disable=wrong-import-position
 import photo_subset  # noqa: E402  pylint: disable=wrong-import-position
+import train_lambdas  # noqa: E402  pylint: disable=wrong-import-position
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +45,15 @@ def test_each_lambda_trains_within_the_budget_with_its_drop_recorded(budget_run)
     assert step == summary["runs"][lmbda]["step"] and step > 4
     drop = int(config.learning_rate_boundaries[0] * config.num_train_steps)
     assert 0 < drop < step <= config.num_train_steps
+
+
+@pytest.mark.parametrize("init_from, expected", [
+    ("shipped", "bls2017-mse-0.0067"), ("", ""), ("inits/lmbda_{lmbda}", "inits/lmbda_0.0067"),
+    ("runs/one", "runs/one")])
+def test_each_lambda_starts_from_its_own_init(init_from, expected):
+  args = train_lambdas._arguments(["--budget_s=60", "--train_glob=x", f"--init_from={init_from}"])
+  command = train_lambdas._command(args, "0.0067", "w", 10.0, [])
+  assert f"--config.init_from={expected}" in command
 
 
 def test_a_pack_restores_elsewhere_and_respects_its_size_limit(budget_run, tmp_path):

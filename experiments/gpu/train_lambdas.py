@@ -5,7 +5,8 @@
       --valid_glob='data/valid/*.png'
 
 Each λ trains with `python -m eic_jax.main --config=configs/shipped.py`, from the shipped model
-of that λ (`--init_from=shipped`, the default) or from scratch (`--init_from=`), in two phases:
+of that λ (`--init_from=shipped`, the default), from scratch (`--init_from=`) or from workdirs
+(`--init_from=inits/lmbda_{lmbda}`), in two phases:
 1. at the full learning rate for `--decay_start` of the budget; the run's own steps per second
    are measured there;
 2. resumed with a piecewise schedule whose drop (×0.1) is the last step of phase 1 and whose
@@ -40,7 +41,8 @@ def _arguments(argv=None) -> argparse.Namespace:
   parser.add_argument("--runs", default="runs/gpu", help="Parent of the workdirs lmbda_<λ>.")
   parser.add_argument("--lmbdas", default="0.0035,0.0067,0.013")
   parser.add_argument("--init_from", default="shipped", help="'shipped': the shipped model of "
-                      "each λ; empty: from scratch; else a workdir or model name for all.")
+                      "each λ; empty: from scratch; else a workdir or model name, where "
+                      "'{lmbda}' stands for each run's λ (e.g. 'inits/lmbda_{lmbda}').")
   parser.add_argument("--train_glob", required=True)
   parser.add_argument("--valid_glob", default="")
   parser.add_argument("--learning_rate", type=float, default=1e-4)
@@ -59,7 +61,8 @@ def _arguments(argv=None) -> argparse.Namespace:
 
 def _command(args, lmbda: str, workdir: str, time_limit_s: float, extra: list[str]
              ) -> list[str]:
-  init_from = {"shipped": f"{args.model}-mse-{lmbda}"}.get(args.init_from, args.init_from)
+  init_from = {"shipped": f"{args.model}-mse-{lmbda}"}.get(
+      args.init_from, args.init_from.replace("{lmbda}", lmbda))
   return [sys.executable, "-m", "eic_jax.main", f"--config={args.config}",
           f"--workdir={workdir}", f"--config.model={args.model}", f"--config.lmbda={lmbda}",
           f"--config.init_from={init_from}",
