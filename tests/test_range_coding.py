@@ -1,7 +1,10 @@
+import warnings
+
 import jax
 import numpy as np
 import pytest
 
+from eic_jax import checkpoints, pretrained
 from eic_jax.entropy_models import deep_factorized
 from eic_jax.coding import range_coding
 
@@ -56,8 +59,6 @@ def test_tables_survive_a_round_trip_through_a_dict(tables):
 def test_tables_of_a_narrow_trained_density_rebuild_exactly_without_overflow():
   """A shipped scale hyperprior's z density has channels so narrow that their logits at the
   table's edge overflow exp in float32: the tables still rebuild, bit for bit, silently."""
-  import warnings  # pylint: disable=import-outside-toplevel
-  from eic_jax import checkpoints, pretrained  # pylint: disable=import-outside-toplevel
   params, shipped, _ = checkpoints.restore_export(pretrained.resolve("bmshj2018-mse-0.0067"))
   density = params["entropy_bottleneck"]["density"]
   with warnings.catch_warnings():
