@@ -24,6 +24,7 @@ from PIL import Image
 
 from eic_jax import atomic_files
 from eic_jax import checkpoints
+from eic_jax import compiler_options
 from eic_jax import image_io
 from eic_jax import models
 from eic_jax import pretrained
@@ -63,10 +64,11 @@ class Codec:
     self.name = name
     self.step = step
     # One compilation per tile shape; tiles come in a few bucketed sizes (see tiling.py).
-    self._analyze = jax.jit(self._analyze_tile)
-    self._synthesize = jax.jit(self._synthesize_tile)
-    self._refine_chunk = jax.jit(self._refine_advance, static_argnames="count")
-    self._refine_end = jax.jit(self._refine_finish)
+    options = compiler_options.jit_kwargs()
+    self._analyze = jax.jit(self._analyze_tile, **options)
+    self._synthesize = jax.jit(self._synthesize_tile, **options)
+    self._refine_chunk = jax.jit(self._refine_advance, static_argnames="count", **options)
+    self._refine_end = jax.jit(self._refine_finish, **options)
     # Called with (steps done, steps in all) as latent refinement advances, e.g. by a progress
     # bar; None: silent.
     self.refine_progress = None
@@ -77,7 +79,8 @@ class Codec:
   def _method(self, name: str):
     if name not in self._methods:
       self._methods[name] = jax.jit(
-          lambda params, *inputs: self.model.apply({"params": params}, *inputs, method=name))
+          lambda params, *inputs: self.model.apply({"params": params}, *inputs, method=name),
+          **compiler_options.jit_kwargs())
     return self._methods[name]
 
   def run(self, method: str, *args) -> np.ndarray:

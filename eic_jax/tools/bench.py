@@ -38,6 +38,7 @@ from PIL import Image
 import skimage.data
 
 from configs import default as default_config
+from eic_jax import compiler_options
 from eic_jax import models
 from eic_jax.coding import codec as codec_lib
 from eic_jax.training import input_pipeline
@@ -103,7 +104,8 @@ def bench_train_step(num_filters: int, repeats: int, batch_size: int = 8,
   state = train.create_train_state(config, jax.random.PRNGKey(0))
   batch = jax.device_put(np.random.default_rng(0).integers(
       0, 256, (batch_size, patch_size, patch_size, 3), dtype=np.uint8))
-  step = jax.jit(functools.partial(train.train_step, lmbda=config.lmbda))
+  step = jax.jit(functools.partial(train.train_step, lmbda=config.lmbda),
+                 **compiler_options.jit_kwargs())
   rng = jax.random.PRNGKey(1)
   start = time.perf_counter()
   compiled = step.lower(state, batch, rng).compile()
@@ -122,9 +124,10 @@ def bench_transforms(repeats: int, num_filters: int = 128, height: int = 512,
   network = train.create_model(_config(model, num_filters))
   params = train.init_params(network, jax.random.PRNGKey(0))
   image = jax.device_put(photograph(height, width).astype(np.float32)[None])
-  analyze = jax.jit(lambda p, x: network.apply({"params": p}, x, method="analyze"))
+  options = compiler_options.jit_kwargs()
+  analyze = jax.jit(lambda p, x: network.apply({"params": p}, x, method="analyze"), **options)
   synthesize = jax.jit(lambda p, y: network.apply({"params": p}, jnp.round(y),
-                                                  method="synthesize"))
+                                                  method="synthesize"), **options)
   start = time.perf_counter()
   latents = jax.block_until_ready(analyze(params, image))
   jax.block_until_ready(synthesize(params, latents))
@@ -285,7 +288,11 @@ def main(argv) -> None:
   results = {"date": time.strftime("%Y-%m-%d"), "backend": jax.default_backend(),
              "device": jax.devices()[0].device_kind, "cpu": cpu_model(),
              "cpu_cores": len(os.sched_getaffinity(0)), "machine": platform.machine(),
-             "jax": jax.__version__, "model": FLAGS.workdir or f"{FLAGS.model}, freshly initialised, N=128"}
+             "jax": jax.__version__,
+             "compiler_options": " ".join(
+                 f"{k}={v}" for k, v in
+                 compiler_options.jit_kwargs().get("compiler_options", {}).items()) or "none",
+             "model": FLAGS.workdir or f"{FLAGS.model}, freshly initialised, N=128"}
   notes = []
   training = [bench_train_step(n, FLAGS.repeats, int(b), model=FLAGS.model)
               for n in (128, 192) for b in FLAGS.batch_sizes]

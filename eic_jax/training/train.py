@@ -18,6 +18,7 @@ import numpy as np
 import optax
 
 from eic_jax import checkpoints
+from eic_jax import compiler_options
 from eic_jax.training import input_pipeline
 from eic_jax import models
 from eic_jax import pretrained
@@ -124,7 +125,8 @@ def training_latents(model: CompressionModel, params: Any,
   from the image extended by its edge pixels to the analysis's grid (layers.padding)."""
   size = model.downsampling
   analyze = jax.jit(lambda image, region: model.apply(
-      {"params": params}, image[None].astype(jnp.float32), region, method="analyze")[0])
+      {"params": params}, image[None].astype(jnp.float32), region, method="analyze")[0],
+      **compiler_options.jit_kwargs())
 
   def latents(load) -> np.ndarray:
     extended = extend_edges(load(), size)
@@ -338,8 +340,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
     step_fn = jax.jit(functools.partial(_train_and_measure, step_fn=step),
                       in_shardings=(replicated, parallel.batch_sharding(mesh), replicated,
                                     replicated, replicated),
-                      out_shardings=(replicated, replicated, replicated))
-    eval_fn = jax.jit(functools.partial(eval_step, state.apply_fn, lmbda=config.lmbda))
+                      out_shardings=(replicated, replicated, replicated),
+                      **compiler_options.jit_kwargs())
+    eval_fn = jax.jit(functools.partial(eval_step, state.apply_fn, lmbda=config.lmbda),
+                      **compiler_options.jit_kwargs())
     writer = training_log.TrainingLog(workdir, config.num_train_steps, initial_step,
                                       files=jax.process_index() == 0)
     writer.write_hparams({k: v for k, v in config.items() if isinstance(v, (int, float, str))})
