@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 # TensorFlow, as a JAX user's own machine may have them.
 NEWEST_VENV ?= .venv-newest
 NEWEST_PY := $(NEWEST_VENV)/bin/python
+# A pytest worker per core, each taking the next test as it finishes.
+PYTEST_ARGS ?= -q -rs -n auto --dist worksteal
 DEMO_DIR ?= runs/demo
 
 .PHONY: install install-newest demo test bench clean
@@ -47,10 +49,10 @@ demo: install
 
 test: install install-newest
 	@echo "== Tests with the range coder (jax < 0.6, TensorFlow 2.17)"
-	$(PY) -m pytest -q -rs
+	$(PY) -m pytest $(PYTEST_ARGS)
 	@echo "== Tests with the newest jax, flax, optax, orbax and NumPy 2, without TensorFlow"
 	$(NEWEST_PY) -c 'import jax, flax, optax, orbax.checkpoint as o, numpy; print("jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__, "orbax-checkpoint", o.__version__, "numpy", numpy.__version__)'
-	$(NEWEST_PY) -m pytest -q -rs
+	$(NEWEST_PY) -m pytest $(PYTEST_ARGS)
 
 bench: install
 	$(PY) -m eic_jax.tools.bench

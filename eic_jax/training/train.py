@@ -70,10 +70,21 @@ def create_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransfo
   return optax.adam(learning_rate_schedule(config))
 
 
-def init_params(model: CompressionModel, rng: jax.Array) -> Any:
+def _init_params(model: CompressionModel, rng: jax.Array) -> Any:
   size = model.downsampling
   dummy = jnp.zeros((1, size, size, 3), jnp.float32)
   return model.init({"params": rng, "noise": rng}, dummy, training=True)["params"]
+
+
+@functools.cache
+def _compiled_init_params():
+  # One computation, compiled once per process and model: run eagerly, Flax's init compiles each
+  # of its ~150 operations on its own, seconds before a training process's first step.
+  return jax.jit(_init_params, static_argnums=0, **compiler_options.jit_kwargs())
+
+
+def init_params(model: CompressionModel, rng: jax.Array) -> Any:
+  return _compiled_init_params()(model, rng)
 
 
 def create_train_state(config: ml_collections.ConfigDict, rng: jax.Array
