@@ -9,8 +9,10 @@ from eic_jax.models.bls2017 import BLS2017
 @pytest.fixture(scope="module")
 def model_and_params():
   model = BLS2017(num_filters=8)
-  params = model.init({"params": jax.random.PRNGKey(0), "noise": jax.random.PRNGKey(1)},
-                      jnp.zeros((1, 16, 16, 3)), training=True)["params"]
+  # Compiled whole: eagerly, every operation would compile on its own.
+  params = jax.jit(model.init, static_argnames="training")(
+      {"params": jax.random.PRNGKey(0), "noise": jax.random.PRNGKey(1)}, jnp.zeros((1, 16, 16, 3)),
+      training=True)["params"]
   return model, params
 
 
@@ -18,9 +20,10 @@ def model_and_params():
 def test_any_image_size_reconstructs_at_its_own_size(model_and_params, height, width):
   model, params = model_and_params
   x = jnp.full((2, height, width, 3), 128.0)
+  apply = jax.jit(model.apply, static_argnames="training")
   for training in (True, False):
-    x_hat, outputs = model.apply({"params": params}, x, training=training,
-                                 rngs={"noise": jax.random.PRNGKey(2)})
+    x_hat, outputs = apply({"params": params}, x, training=training,
+                           rngs={"noise": jax.random.PRNGKey(2)})
     likelihoods = outputs["y"]
     assert x_hat.shape == x.shape
     assert likelihoods.shape == (2, -(-height // 16), -(-width // 16), 8)

@@ -191,9 +191,12 @@ def test_a_float16_shipment_is_half_the_size_and_codes_with_the_rounded_weights(
   assert full["weights_dtype"] == "float32" and half["weights_dtype"] == "float16"
   assert half["note"] == "test"
   assert json.loads((tmp_path / "half" / "training.json").read_text()) == half
-  assert half["size_bytes"] < 0.6 * full["size_bytes"]
-
   trained, _, step = checkpoints.restore_export(workdir)
+  # Two bytes saved per parameter, less what OCDBT's data files vary by with how a busy machine
+  # flushes the writes (kilobytes: a tenth of this tiny model); the metadata does not shrink.
+  float32_bytes = sum(4 * leaf.size for leaf in jax.tree_util.tree_leaves(trained))
+  assert full["size_bytes"] - half["size_bytes"] > 0.35 * float32_bytes
+
   params, _, shipped_step = checkpoints.restore_export(str(tmp_path / "half"))
   assert shipped_step == step
   for original, restored in zip(jax.tree_util.tree_leaves(trained),

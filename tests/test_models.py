@@ -1,4 +1,5 @@
 import dataclasses
+import functools
 import pathlib
 
 import jax
@@ -30,11 +31,13 @@ def _config(model: str):
 def test_every_architecture_gives_a_reconstruction_and_its_likelihoods(model, likelihoods):
   network = models.create(_config(model))
   x = jnp.zeros((2, 40, 72, 3))  # latents 3x5: odd, so z's grid is padded
-  params = network.init({"params": jax.random.PRNGKey(0), "noise": jax.random.PRNGKey(1)}, x,
-                        training=True)["params"]
+  # Compiled whole: eagerly, every operation would compile on its own.
+  params = jax.jit(network.init, static_argnames="training")(
+      {"params": jax.random.PRNGKey(0), "noise": jax.random.PRNGKey(1)}, x, training=True)["params"]
+  apply = jax.jit(network.apply, static_argnames="training")
   for training in (True, False):
-    x_hat, outputs = network.apply({"params": params}, x, training=training,
-                                   rngs={"noise": jax.random.PRNGKey(2)})
+    x_hat, outputs = apply({"params": params}, x, training=training,
+                           rngs={"noise": jax.random.PRNGKey(2)})
     assert x_hat.shape == x.shape
     assert {name: tensor.shape[-1] for name, tensor in outputs.items()} == likelihoods
     assert all(bool(jnp.all((t > 0) & (t <= 1))) for t in outputs.values())
@@ -45,8 +48,9 @@ def test_every_architecture_gives_a_reconstruction_and_its_likelihoods(model, li
 
 def test_hyperprior_has_the_papers_layers():
   network = models.create(_config("bmshj2018"))
-  params = network.init({"params": jax.random.PRNGKey(0), "noise": jax.random.PRNGKey(1)},
-                        jnp.zeros((1, 64, 64, 3)), training=True)["params"]
+  params = jax.eval_shape(functools.partial(network.init, training=True),
+                          {"params": jax.random.PRNGKey(0), "noise": jax.random.PRNGKey(1)},
+                          jnp.zeros((1, 64, 64, 3)))["params"]
   kernels = {f"{part}/{layer}": params[part][layer]["kernel_fourier"].shape
              for part in ("analysis", "synthesis", "hyper_analysis", "hyper_synthesis")
              for layer in params[part] if layer.startswith("conv")}
