@@ -4,16 +4,13 @@ import numpy as np
 import pytest
 
 from eic_jax.models.bls2017 import BLS2017
+from eic_jax.training import train
 
 
 @pytest.fixture(scope="module")
 def model_and_params():
   model = BLS2017(num_filters=8)
-  # Compiled whole: eagerly, every operation would compile on its own.
-  params = jax.jit(model.init, static_argnames="training")(
-      {"params": jax.random.PRNGKey(0), "noise": jax.random.PRNGKey(1)}, jnp.zeros((1, 16, 16, 3)),
-      training=True)["params"]
-  return model, params
+  return model, train.init_params(model, jax.random.PRNGKey(0))
 
 
 @pytest.mark.parametrize("height,width", [(1, 1), (15, 17), (33, 20), (64, 48)])

@@ -15,6 +15,7 @@ from eic_jax import pretrained
 from eic_jax.coding import bitstream
 from eic_jax.coding import codec as codec_lib
 from eic_jax.models import bmshj2018
+from eic_jax.training import train
 from tests.conftest import photo
 
 DATA = pathlib.Path(__file__).parent / "data"
@@ -31,9 +32,8 @@ def _config(model: str):
 def test_every_architecture_gives_a_reconstruction_and_its_likelihoods(model, likelihoods):
   network = models.create(_config(model))
   x = jnp.zeros((2, 40, 72, 3))  # latents 3x5: odd, so z's grid is padded
+  params = train.init_params(network, jax.random.PRNGKey(0))
   # Compiled whole: eagerly, every operation would compile on its own.
-  params = jax.jit(network.init, static_argnames="training")(
-      {"params": jax.random.PRNGKey(0), "noise": jax.random.PRNGKey(1)}, x, training=True)["params"]
   apply = jax.jit(network.apply, static_argnames="training")
   for training in (True, False):
     x_hat, outputs = apply({"params": params}, x, training=training,
