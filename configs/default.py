@@ -23,10 +23,13 @@ def get_config() -> ml_collections.ConfigDict:
   # Stand-in for rounding in training: "noise" (the paper) or "mixed" (noise for the rate,
   # rounding with straight-through gradients for the synthesis).
   config.quantization = "noise"
-  # What training changes: "all" parameters, or "entropy_models" alone (the hyperprior and
+  # What training changes: "all" parameters; "encoder" alone (the analysis transforms), with
+  # the decoder and the entropy models fixed, so files written before still decode, and a step
+  # skips the synthesis's weight gradients; or "entropy_models" alone (the hyperprior and
   # densities), with the transforms fixed, on random patch_size crops of the latents that the
   # fixed analysis gives the whole training images: many times faster a step, and it sees
-  # larger crops of latents than full training affords. For a trained model (init_from).
+  # larger crops of latents than full training affords. The last two are for a trained model
+  # (init_from).
   config.trainable = "all"
 
   # Data: comma-separated glob patterns of PNG or JPEG files, or 'tfds:NAME:SPLIT'.

@@ -212,3 +212,29 @@ def test_a_float16_shipment_is_half_the_size_and_codes_with_the_rounded_weights(
   data = described["codec"].compress(image)
   assert data == codec.compress(image)
   np.testing.assert_array_equal(codec.decompress(data), described["codec"].decompress(data))
+
+
+@pytest.mark.coding
+@pytest.mark.parametrize("workdir_fixture", ["trained_workdir", "hyperprior_workdir"])
+def test_files_written_before_training_the_encoder_alone_decode_the_same_after_it(
+    workdir_fixture, request, photo_dir, tmp_path):
+  """Training the encoder alone changes no parameter a decoder reads, so the model keeps its
+  fingerprint and decodes what it wrote before, while its latents move."""
+  from eic_jax import checkpoints  # pylint: disable=import-outside-toplevel
+  from eic_jax.training import train  # pylint: disable=import-outside-toplevel
+  workdir = str(request.getfixturevalue(workdir_fixture))
+  _, _, step = checkpoints.restore_export(workdir)
+  config = checkpoints.load_config(workdir)
+  config.train_glob = str(photo_dir / "*")
+  config.init_from = workdir
+  config.trainable = "encoder"
+  config.num_train_steps = step + 4
+  train.train_and_evaluate(config, str(tmp_path / "encoder"))
+  before = codec_lib.load_codec(workdir)
+  after = codec_lib.load_codec(str(tmp_path / "encoder"))
+  assert after.step == step + 4
+  assert after.fingerprint == before.fingerprint
+  image = photo("coffee", (70, 90))
+  assert not np.array_equal(after.latents(image), before.latents(image))
+  data = before.compress(image)
+  np.testing.assert_array_equal(after.decompress(data), before.decompress(data))

@@ -235,10 +235,36 @@ def test_training_the_entropy_models_changes_them_alone_and_lowers_the_rate(smok
     state, outputs = step(state, latents, jax.random.PRNGKey(i))
     rates.append(float(outputs["bpp"]))
   assert np.mean(rates[-5:]) < 0.95 * np.mean(rates[:5])
-  for name in start.params:
-    same = [np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(start.params[name]),
-                                                 jax.tree_util.tree_leaves(state.params[name]))]
+  _assert_changed_alone(start.params, state.params, modules)
+
+
+def _assert_changed_alone(before, after, modules: tuple[str, ...]) -> None:
+  """Every parameter of the subtrees `modules` changed, and no other parameter."""
+  for name in before:
+    same = [np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(before[name]),
+                                                 jax.tree_util.tree_leaves(after[name]))]
     assert not any(same) if name in modules else all(same), name
+
+
+@pytest.mark.parametrize("model", ["bls2017", "bmshj2018"])
+def test_training_the_encoder_changes_it_alone_and_lowers_the_loss(smoke_config, model):
+  """After a full step whose Adam moments would move every parameter, steps for the encoder
+  leave the decoder and the entropy models as they were, and still lower the loss (slowly,
+  with the decoder an untrained one)."""
+  smoke_config.model = model
+  modules = train.create_model(smoke_config).encoder_modules
+  state = train.create_train_state(smoke_config, jax.random.PRNGKey(0))
+  batch = next(input_pipeline.train_batches(smoke_config.train_glob, 4, 64, seed=0))
+  options = {"lmbda": smoke_config.lmbda, "quantization": "mixed"}
+  state, _ = jax.jit(functools.partial(train.train_step, **options))(
+      state, batch, jax.random.PRNGKey(0))
+  step = jax.jit(functools.partial(train.train_step, **options, modules=modules))
+  start, losses = state, []
+  for i in range(30):
+    state, outputs = step(state, batch, jax.random.PRNGKey(i))
+    losses.append(float(outputs["loss"]))
+  assert np.mean(losses[-5:]) < 0.998 * np.mean(losses[:5])
+  _assert_changed_alone(start.params, state.params, modules)
 
 
 def test_initial_parameters_are_flaxs_and_compiled_once_per_model(smoke_config):

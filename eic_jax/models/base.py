@@ -57,6 +57,9 @@ class CompressionModel(nn.Module):
   # Parameter subtrees of the entropy models, all that `quantize` reads: what training with
   # config.trainable = "entropy_models" changes.
   entropy_modules: ClassVar[tuple[str, ...]] = ("entropy_bottleneck",)
+  # Parameter subtrees only the encoder reads: what training with config.trainable = "encoder"
+  # changes.
+  encoder_modules: ClassVar[tuple[str, ...]] = ("analysis",)
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "CompressionModel":

@@ -108,6 +108,7 @@ class BMSHJ2018(CompressionModel):
   density_init_scale: float = 10.0
 
   decoder_modules: ClassVar[tuple[str, ...]] = ("hyper_synthesis", "synthesis")
+  encoder_modules: ClassVar[tuple[str, ...]] = ("analysis", "hyper_analysis")
   num_streams: ClassVar[int] = 2  # z, then y
   entropy_modules: ClassVar[tuple[str, ...]] = ("hyper_analysis", "hyper_synthesis",
                                                 "entropy_bottleneck")

@@ -115,9 +115,11 @@ def rate_distortion(x: jax.Array, x_hat: jax.Array, likelihoods: dict[str, jax.A
 QUANTIZATION_MODES = ("noise", "mixed")
 
 
-# What training changes: "all" parameters, or "entropy_models" alone (the model's
-# entropy_modules), on the latents of the training images under the fixed analysis.
-TRAINABLE = ("all", "entropy_models")
+# What training changes: "all" parameters; "encoder" alone (the model's encoder_modules), the
+# decoder and its entropy models fixed, so files written before decode the same; or
+# "entropy_models" alone (the model's entropy_modules), on the latents of the training images
+# under the fixed analysis.
+TRAINABLE = ("all", "encoder", "entropy_models")
 # Images extended to multiples of this many pixels share one compiled analysis.
 _ANALYSIS_BUCKET = 128
 
@@ -164,31 +166,47 @@ def check_quantization(quantization: str) -> None:
 
 
 def train_step(state: train_state.TrainState, batch: jax.Array, rng: jax.Array, lmbda: float,
-               quantization: str = "noise"
+               quantization: str = "noise", modules: tuple[str, ...] | None = None
                ) -> tuple[train_state.TrainState, dict[str, jax.Array]]:
-  """One optimiser step on rate + λ·distortion, quantisation replaced as `quantization` says."""
+  """One optimiser step on rate + λ·distortion, quantisation replaced as `quantization` says,
+  for every parameter or, given `modules`, for those parameter subtrees alone."""
   check_quantization(quantization)
   x = batch.astype(jnp.float32)
 
-  def loss_fn(params):
-    x_hat, likelihoods = state.apply_fn({"params": params}, x, training=True,
-                                        straight_through=quantization == "mixed",
+  def loss_fn(trainable):
+    x_hat, likelihoods = state.apply_fn({"params": {**state.params, **trainable}}, x,
+                                        training=True, straight_through=quantization == "mixed",
                                         rngs={"noise": rng})
     outputs = jax.tree_util.tree_map(jnp.mean, rate_distortion(x, x_hat, likelihoods, lmbda))
     return outputs["loss"], outputs
 
-  grads, outputs = jax.grad(loss_fn, has_aux=True)(state.params)
-  return state.apply_gradients(grads=grads), outputs
+  trainable = state.params if modules is None else {name: state.params[name] for name in modules}
+  grads, outputs = jax.grad(loss_fn, has_aux=True)(trainable)
+  return _apply_gradients(state, grads, modules), outputs
+
+
+def _apply_gradients(state: train_state.TrainState, grads: Any, modules: tuple[str, ...] | None
+                     ) -> train_state.TrainState:
+  """The optimiser's step with `grads`, which cover the parameter subtrees `modules` (None: all
+  of them); every other parameter is returned unchanged, whatever the optimiser's state."""
+  if modules is None:
+    return state.apply_gradients(grads=grads)
+  grads = {name: grads[name] if name in grads else jax.tree_util.tree_map(jnp.zeros_like, value)
+           for name, value in state.params.items()}
+  updated = state.apply_gradients(grads=grads)
+  params = {name: updated.params[name] if name in modules else value
+            for name, value in state.params.items()}
+  return updated.replace(params=params)
 
 
 def entropy_model_step(state: train_state.TrainState, latents: jax.Array, rng: jax.Array,
                        modules: tuple[str, ...], downsampling: int, quantization: str = "noise"
                        ) -> tuple[train_state.TrainState, dict[str, jax.Array]]:
   """One optimiser step on the rate of fixed latents (N, h, w, C), for the parameter subtrees
-  `modules` (the model's entropy models) alone; every other parameter is returned unchanged,
-  whatever the optimiser's state. With the analysis and synthesis fixed the distortion is too,
-  so the rate is the whole objective (rounding offsets that follow a density's medians move
-  with it, as in full training, where their gradient is not taken either)."""
+  `modules` (the model's entropy models) alone. With the analysis and synthesis fixed the
+  distortion is too, so the rate is the whole objective (rounding offsets that follow a
+  density's medians move with it, as in full training, where their gradient is not taken
+  either)."""
   check_quantization(quantization)
   num_pixels = latents.shape[1] * latents.shape[2] * downsampling**2
 
@@ -199,14 +217,8 @@ def entropy_model_step(state: train_state.TrainState, latents: jax.Array, rng: j
     bpp = jnp.mean(bits_per_pixel(likelihoods, num_pixels))
     return bpp, {"loss": bpp, "bpp": bpp}
 
-  trainable = {name: state.params[name] for name in modules}
-  grads, outputs = jax.grad(loss_fn, has_aux=True)(trainable)
-  grads = {name: grads[name] if name in grads else jax.tree_util.tree_map(jnp.zeros_like, value)
-           for name, value in state.params.items()}
-  updated = state.apply_gradients(grads=grads)
-  params = {name: updated.params[name] if name in modules else value
-            for name, value in state.params.items()}
-  return updated.replace(params=params), outputs
+  grads, outputs = jax.grad(loss_fn, has_aux=True)({name: state.params[name] for name in modules})
+  return _apply_gradients(state, grads, modules), outputs
 
 
 def _train_and_measure(state: train_state.TrainState, batch: jax.Array, noise_rng: jax.Array,
@@ -344,7 +356,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       batches = iter(input_pipeline.RandomCrops(
           loaders, local_batch_size, config.patch_size, seed, cache=config.cache_images,
           flips=config.random_flips))
-      step = functools.partial(train_step, lmbda=config.lmbda, quantization=config.quantization)
+      step = functools.partial(
+          train_step, lmbda=config.lmbda, quantization=config.quantization,
+          modules=model.encoder_modules if config.trainable == "encoder" else None)
       no_metrics = Metrics.empty()
     # No buffer donation: an asynchronous checkpoint may still be reading the previous state
     # (on CPU its host copy can alias the device buffer).
