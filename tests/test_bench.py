@@ -24,6 +24,18 @@ def test_train_step_flops_cover_all_convolutions_without_waste():
   assert result["train_gflop_per_s"] > 0
 
 
+def test_the_encoders_step_skips_the_synthesis_kernel_gradients():
+  patch, filters = 64, 128
+  macs = analysis_macs(patch, filters)
+  full, encoder = (bench.bench_train_step(filters, repeats=1, batch_size=1, patch_size=patch,
+                                          trainable=trainable) for trainable in ("all", "encoder"))
+  assert encoder["trainable"] == "encoder"
+  # It still computes all six layers forward, their input gradients bar the image's, and the
+  # analysis's kernel gradients.
+  assert encoder["train_step_gflop"] * 1e9 > 2 * (5 * sum(macs) - macs[0])
+  assert (full["train_step_gflop"] - encoder["train_step_gflop"]) * 1e9 > 2 * sum(macs)
+
+
 @pytest.mark.coding
 def test_codec_floors_count_the_transforms_of_every_tile():
   codec = bench.load_codec(None)

@@ -54,6 +54,8 @@ flags.DEFINE_enum("model", models.DEFAULT, list(models.ARCHITECTURES),
                   "uses the workdir's).")
 flags.DEFINE_list("megapixels", ["0.25", "1", "4", "16", "24"], "Sizes of the scaling table.")
 flags.DEFINE_list("batch_sizes", ["8"], "Batch sizes of the training table.")
+flags.DEFINE_enum("trainable", "all", ["all", "encoder"], "What the training table's step "
+                  "trains (config.trainable): every parameter, or the encoder alone.")
 flags.DEFINE_bool("coding", True, "Also measure coding and scaling (needs the range coder).")
 flags.DEFINE_string("loader_glob", None, "Photographs for the loader's crops per second "
                     "(default: eight photographs inside scikit-image, 512x768).")
@@ -99,12 +101,14 @@ def _config(model: str, num_filters: int = 128):
 
 
 def bench_train_step(num_filters: int, repeats: int, batch_size: int = 8,
-                     patch_size: int = 256, model: str = models.DEFAULT) -> dict:
+                     patch_size: int = 256, model: str = models.DEFAULT,
+                     trainable: str = "all") -> dict:
   config = _config(model, num_filters)
   state = train.create_train_state(config, jax.random.PRNGKey(0))
   batch = jax.device_put(np.random.default_rng(0).integers(
       0, 256, (batch_size, patch_size, patch_size, 3), dtype=np.uint8))
-  step = jax.jit(functools.partial(train.train_step, lmbda=config.lmbda),
+  modules = train.create_model(config).encoder_modules if trainable == "encoder" else None
+  step = jax.jit(functools.partial(train.train_step, lmbda=config.lmbda, modules=modules),
                  **compiler_options.jit_kwargs())
   rng = jax.random.PRNGKey(1)
   start = time.perf_counter()
@@ -112,8 +116,8 @@ def bench_train_step(num_filters: int, repeats: int, batch_size: int = 8,
   compile_s = time.perf_counter() - start
   seconds = _median_seconds(lambda: compiled(state, batch, rng), repeats)
   gflop = gflop_of(compiled)
-  return {"model": model, "num_filters": num_filters, "batch_size": batch_size,
-          "train_step_s": seconds,
+  return {"model": model, "trainable": trainable, "num_filters": num_filters,
+          "batch_size": batch_size, "train_step_s": seconds,
           "train_images_per_s": batch_size / seconds, "train_compile_s": compile_s,
           "train_step_gflop": gflop, "train_gflop_per_s": gflop / seconds}
 
@@ -294,7 +298,8 @@ def main(argv) -> None:
                  compiler_options.jit_kwargs().get("compiler_options", {}).items()) or "none",
              "model": FLAGS.workdir or f"{FLAGS.model}, freshly initialised, N=128"}
   notes = []
-  training = [bench_train_step(n, FLAGS.repeats, int(b), model=FLAGS.model)
+  training = [bench_train_step(n, FLAGS.repeats, int(b), model=FLAGS.model,
+                               trainable=FLAGS.trainable)
               for n in (128, 192) for b in FLAGS.batch_sizes]
   results["matmul_gflop_per_s"] = bench_matmul(FLAGS.repeats)
   results["train_step_floor_s"] = training[0]["train_step_gflop"] / results[
