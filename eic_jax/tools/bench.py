@@ -305,8 +305,8 @@ def main(argv) -> None:
   results["train_step_floor_s"] = training[0]["train_step_gflop"] / results[
       "matmul_gflop_per_s"]
   # The TensorFlow reference is the bls2017 model's full step.
-  compare_reference = (FLAGS.tf_reference and FLAGS.model == "bls2017"
-                       and FLAGS.trainable == "all")
+  reference_model = FLAGS.tf_reference and FLAGS.model == "bls2017"
+  compare_reference = reference_model and FLAGS.trainable == "all"
   if compare_reference and tensorflow_setup.tensorflow_available():
     reference = bench_tf_reference(FLAGS.repeats)
     results["tf_reference_step_s"] = reference["tf_reference_step_s"]
@@ -316,7 +316,7 @@ def main(argv) -> None:
                                                   / eight[0]["train_step_s"])
   elif compare_reference:
     notes.append("TensorFlow reference left out: TensorFlow is not installed")
-  if FLAGS.tf_reference and FLAGS.model == "bls2017" and not compare_reference:
+  if reference_model and not compare_reference:
     notes.append("TensorFlow reference left out: it times the full step, not the encoder's")
   results.update(bench_transforms(FLAGS.repeats, model=FLAGS.model))
   cores = len(os.sched_getaffinity(0))
