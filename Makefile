@@ -51,6 +51,8 @@ demo: install
 # each run already keeps every core busy.
 test:
 	@$(MAKE) --no-print-directory -j2 install install-newest
+	@echo "== Layers: imports only go down (the contract in pyproject.toml)"
+	$(VENV)/bin/lint-imports --no-cache
 	@echo "== Tests with the range coder (jax < 0.6, TensorFlow 2.17)"
 	$(PY) -m pytest $(PYTEST_ARGS)
 	@echo "== Tests with the newest jax, flax, optax, orbax and NumPy 2, without TensorFlow"

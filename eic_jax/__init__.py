@@ -5,6 +5,9 @@
   data = codec.compress(image)                 # uint8 (H, W, 3) → bytes
   image = codec.decompress(data)               # bytes → uint8 (H, W, 3)
   eic_jax.load_codec(name, refine_steps=500)   # optimises each image's latents: fewer bits
+
+The package's layers, top to bottom (docs/architecture.md): main, tools, evaluation, training,
+codec, models, entropy_models, coder, layers, storage, runtime.
 """
 
 import importlib
@@ -20,9 +23,9 @@ logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
 __version__ = "0.1.0"
 
 # Importing the codec starts JAX and TensorFlow, so these are loaded on first use.
-_LAZY = {"load_codec": "eic_jax.coding.codec", "Codec": "eic_jax.coding.codec",
-         "list_models": "eic_jax.pretrained",
-         "BitstreamError": "eic_jax.coding.bitstream", "ImageReadError": "eic_jax.image_io"}
+_LAZY = {"load_codec": "eic_jax.codec.codec", "Codec": "eic_jax.codec.codec",
+         "list_models": "eic_jax.storage.shipped", "StaleExportError": "eic_jax.codec.export",
+         "BitstreamError": "eic_jax.coder.bitstream", "ImageReadError": "eic_jax.runtime.image_io"}
 
 
 def __getattr__(name: str):

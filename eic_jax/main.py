@@ -5,6 +5,7 @@
   python -m eic_jax.main --mode=compress --model=NAME ...    # a shipped model (list_models())
   python -m eic_jax.main --mode=compress ... --refine_steps=500  # optimise the latents first
   python -m eic_jax.main --mode=decompress --workdir=DIR --input=FILE.eic --output=IMAGE.png
+  python -m eic_jax.main --mode=export --workdir=DIR    # the latest checkpoint, for the codec
   python -m eic_jax.main --mode=compress --model=NAME --input='photos/*.jpg' --output=FOLDER
   python -m eic_jax.main --mode=evaluate --workdir=DIR[,DIR...] --input='GLOB' --output=rd.json
   python -m eic_jax.main --mode=evaluate --baseline=jpeg|webp --input='GLOB' --output=jpeg.json
@@ -22,24 +23,29 @@ from absl import logging
 from ml_collections import config_flags
 import tqdm
 
-from eic_jax import atomic_files
-from eic_jax.coding import codec as codec_lib
+from eic_jax.codec import codec as codec_lib
+from eic_jax.codec import export
 from eic_jax.evaluation import compare
-from eic_jax import compilation_cache
 from eic_jax.evaluation import evaluation
-from eic_jax import image_io
-from eic_jax.training import input_pipeline
-from eic_jax import log_filters
-from eic_jax.training import parallel
 from eic_jax.evaluation import rd_curves
 from eic_jax.evaluation import report
-from eic_jax import tensorflow_setup
+from eic_jax.runtime import atomic_files
+from eic_jax.runtime import compilation_cache
+from eic_jax.runtime import image_io
+from eic_jax.runtime import log_filters
+from eic_jax.runtime import tensorflow_setup
+from eic_jax.storage import checkpoints
+from eic_jax.storage import shipped
+from eic_jax.training import input_pipeline
+from eic_jax.training import parallel
 from eic_jax.training import train
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_enum("mode", "train", ["train", "compress", "decompress", "evaluate", "compare"],
-                  "What to do.")
+flags.DEFINE_enum("mode", "train",
+                  ["train", "export", "compress", "decompress", "evaluate", "compare"],
+                  "What to do. export: write the latest checkpoint of --workdir as the export "
+                  "the codec reads (compress, decompress and evaluate do it when it is due).")
 flags.DEFINE_string("workdir", None, "Training directory: checkpoints, logs, stored config. "
                     "evaluate: several, comma-separated, give one curve.")
 flags.DEFINE_string("model", None, "compress, decompress, evaluate: a shipped model's name in "
@@ -64,7 +70,7 @@ flags.DEFINE_enum("metric", "psnr", list(compare.METRICS), "compare: the quality
                   "the Bjøntegaard deltas (MS-SSIM in dB: −10·log10(1 − MS-SSIM)).")
 flags.DEFINE_integer("refine_steps", 0, "compress, evaluate: optimise each image's latents for "
                      "this many steps before coding them: slower encoding, a lower rate–"
-                     "distortion loss, the same decoder (see eic_jax/coding/latent_refinement.py; "
+                     "distortion loss, the same decoder (see eic_jax/codec/latent_refinement.py; "
                      "500 gives most of the gain).")
 flags.DEFINE_bool("verbose", False, "compress: decode again and print sizes, distortion and rate.")
 flags.DEFINE_bool("distributed", False, "train: start JAX's distributed runtime, detecting the "
@@ -102,8 +108,20 @@ def _models() -> list[str]:
 
 
 def _load_codec(name: str):
+  """The codec of a shipped model or a workdir, whose export is brought up to date first."""
+  if name not in shipped.list_models() or os.path.isdir(name):
+    export.update(name)
   kwargs = {} if FLAGS.max_pixels is None else {"max_pixels": FLAGS.max_pixels}
   return codec_lib.load_codec(name, refine_steps=FLAGS.refine_steps, **kwargs)
+
+
+def _export() -> None:
+  _required("workdir")
+  if export.update(FLAGS.workdir):
+    return
+  if checkpoints.latest_step(FLAGS.workdir, checkpoints.EXPORT_DIR) is None:
+    raise FileNotFoundError(f"{FLAGS.workdir} has no training checkpoint to export")
+  print(f"{FLAGS.workdir}: the export is up to date")
 
 
 class _RefinementBar:
@@ -251,7 +269,7 @@ def main(argv) -> None:
   if FLAGS.compilation_cache:
     compilation_cache.enable(FLAGS.compilation_cache)
   try:
-    {"train": _train, "compress": _compress, "decompress": _decompress,
+    {"train": _train, "export": _export, "compress": _compress, "decompress": _decompress,
      "evaluate": _evaluate, "compare": _compare}[FLAGS.mode]()
   except (ValueError, FileNotFoundError, FloatingPointError, OSError,
           tensorflow_setup.MissingDependencyError) as error:

@@ -7,20 +7,17 @@ than --time_limit_s, or memory grew by more than --max_growth_mb.
 """
 
 import json
-import pathlib
 import resource
 import sys
 
 from absl import app
 from absl import flags
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import skimage.data
 
-import skimage.data  # noqa: E402
-
-from eic_jax.coding import codec as codec_lib  # noqa: E402
-from eic_jax import log_filters  # noqa: E402
-from eic_jax.tools import fuzzing  # noqa: E402
+from eic_jax.codec import codec as codec_lib
+from eic_jax.runtime import log_filters
+from eic_jax.tools import fuzzing
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A trained workdir.")

@@ -30,15 +30,15 @@ from absl import flags
 import jax
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from eic_jax import compilation_cache  # noqa: E402
-from eic_jax import image_io  # noqa: E402
-from eic_jax import log_filters  # noqa: E402
-from eic_jax.coding import bitstream  # noqa: E402
-from eic_jax.coding import codec as codec_lib  # noqa: E402
-from eic_jax.coding import range_coding  # noqa: E402
-from eic_jax.models import bmshj2018  # noqa: E402
+from eic_jax.codec import codec as codec_lib
+from eic_jax.coder import bitstream
+from eic_jax.coder import range_coder
+from eic_jax.entropy_models import gaussian_conditional
+from eic_jax.models import bmshj2018
+from eic_jax.models import compiled
+from eic_jax.runtime import compilation_cache
+from eic_jax.runtime import image_io
+from eic_jax.runtime import log_filters
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A trained bmshj2018 workdir or shipped model.")
@@ -71,8 +71,8 @@ def _indexes(codec: codec_lib.Codec, data: bytes) -> np.ndarray:
   """The table indexes this process's decoder computes for a file."""
   header, streams = bitstream.unpack(data)
   found = []
-  codec.model.decode_latents(codec, streams, codec.latent_shape(header.height, header.width),
-                             found.append)
+  codec.latent_codec.decode(streams, codec.latent_shape(header.height, header.width),
+                            found.append)
   return found[0]
 
 
@@ -80,7 +80,7 @@ def _side_latents(codec: codec_lib.Codec, data: bytes) -> tuple[np.ndarray, tupl
   """A file's decoded z and the shape of its latents y."""
   header, streams = bitstream.unpack(data)
   shape = codec.latent_shape(header.height, header.width)
-  z = range_coding.decode(streams[0], codec.tables["entropy_bottleneck"],
+  z = range_coder.decode(streams[0], codec.tables["entropy_bottleneck"],
                           bmshj2018.side_shape(shape, codec.model.num_filters))
   return z, shape
 
@@ -89,7 +89,8 @@ def _float32_indexes_of(codec: codec_lib.Codec, z: np.ndarray, shape: tuple[int,
                         ) -> np.ndarray:
   """The y indexes a decoder would compute from float32 scales (the codec uses float64)."""
   z_hat = (z + codec.tables["entropy_bottleneck"].medians).astype(np.float32)
-  scales = codec.run("predict_scales", z_hat[None])[0][:shape[0], :shape[1]]
+  scales = compiled.method(codec.model, codec.params, "predict_scales")(
+      z_hat[None])[0][:shape[0], :shape[1]]
   table = codec.tables["gaussian_conditional"].scales
   return np.searchsorted(table[:-1], scales, side="left")
 
@@ -110,8 +111,8 @@ def _compare_latents(codec: codec_lib.Codec, folder: str) -> None:
   for path in paths:
     saved = np.load(path)
     shape = tuple(int(n) for n in saved["latent_shape"])
-    _, scales = codec.model.latent_scales(codec, saved["z"], shape)
-    indexes = codec.model.scale_indexes(codec, scales)
+    _, scales = codec.latent_codec.latent_scales(saved["z"], shape)
+    indexes = gaussian_conditional.scale_indexes(scales, codec.latent_codec.latent_tables)
     total += indexes.size
     differing += int(np.sum(indexes != saved["indexes"]))
     differing32 += int(np.sum(_float32_indexes_of(codec, saved["z"], shape) != saved["indexes"]))
@@ -175,13 +176,14 @@ def main(argv) -> None:
     z, shape = _side_latents(codec, data)
     np.savez(pathlib.Path(folder) / f"{name}.npz", indexes=_indexes(codec, data),
              indexes32=_float32_indexes_of(codec, z, shape), decoded=codec.decompress(data))
-    _, scales = codec.model.latent_scales(codec, z, shape)
+    _, scales = codec.latent_codec.latent_scales(z, shape)
     margins.append(_boundary_margins(codec, scales))
     if FLAGS.latents_out:
       os.makedirs(FLAGS.latents_out, exist_ok=True)
       np.savez_compressed(pathlib.Path(FLAGS.latents_out) / f"{name}.npz", z=z,
                           latent_shape=np.array(shape),
-                          indexes=codec.model.scale_indexes(codec, scales).astype(np.uint8))
+                          indexes=gaussian_conditional.scale_indexes(
+                              scales, codec.latent_codec.latent_tables).astype(np.uint8))
   margins = np.concatenate(margins)
   print(f"{len(paths)} images, {margins.size:,} scales of y")
   for threshold in (1e-7, 1e-6, 1e-5, 1e-4):

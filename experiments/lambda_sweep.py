@@ -9,24 +9,20 @@ WORKDIR/{model,jpeg,webp}.json and WORKDIR/rd.png. --config.lmbdas=0.002,0.01 ov
 """
 
 import os
-import pathlib
-import sys
 
 from absl import app
 from absl import flags
 from ml_collections import config_flags
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from eic_jax.coding import codec as codec_lib  # noqa: E402
-from eic_jax import log_filters  # noqa: E402
-from eic_jax.evaluation import compare  # noqa: E402
-from eic_jax.evaluation import evaluation  # noqa: E402
-from eic_jax import atomic_files
-from eic_jax.training import input_pipeline  # noqa: E402
-from eic_jax.evaluation import plots  # noqa: E402
-from eic_jax.evaluation import rd_curves  # noqa: E402
-from eic_jax.training import train  # noqa: E402
+from eic_jax.codec import codec as codec_lib
+from eic_jax.evaluation import compare
+from eic_jax.evaluation import evaluation
+from eic_jax.evaluation import plots
+from eic_jax.evaluation import rd_curves
+from eic_jax.runtime import atomic_files
+from eic_jax.runtime import log_filters
+from eic_jax.training import input_pipeline
+from eic_jax.training import train
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "A config with a list of λ in `lmbdas`.")

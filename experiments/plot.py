@@ -6,19 +6,14 @@
   python experiments/plot.py --kind=reconstruction --workdir=runs/mine --input=photo.png --output=side.png
 """
 
-import pathlib
-import sys
-
 from absl import app
 from absl import flags
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from eic_jax.coding import codec as codec_lib  # noqa: E402
-from eic_jax import log_filters  # noqa: E402
-from eic_jax import image_io  # noqa: E402
-from eic_jax.evaluation import plots  # noqa: E402
-from eic_jax.evaluation import rd_curves  # noqa: E402
+from eic_jax.codec import codec as codec_lib
+from eic_jax.evaluation import plots
+from eic_jax.evaluation import rd_curves
+from eic_jax.runtime import image_io
+from eic_jax.runtime import log_filters
 
 FLAGS = flags.FLAGS
 flags.DEFINE_enum("kind", None, ["rd", "training", "pmf", "reconstruction"], "Which figure.")

@@ -5,18 +5,14 @@ information content and actual bits per pixel.
 """
 
 import os
-import pathlib
-import sys
 
 from absl import app
 from absl import flags
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from eic_jax.coding import codec as codec_lib  # noqa: E402
-from eic_jax import log_filters  # noqa: E402
-from eic_jax import image_io  # noqa: E402
-from eic_jax.evaluation import report  # noqa: E402
+from eic_jax.codec import codec as codec_lib
+from eic_jax.evaluation import report
+from eic_jax.runtime import image_io
+from eic_jax.runtime import log_filters
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A training workdir.")

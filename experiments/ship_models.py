@@ -13,36 +13,34 @@ through every resume with other flags and every run or shipped model it started 
 all shipped models, one curve per architecture, with JPEG and WebP on --eval_glob:
 <architecture>.json, jpeg.json, webp.json, rd.png and bd_rates.txt in --results; with
 --refine_steps, also <architecture>_refined.json, the same models with each image's latents
-refined before coding (see eic_jax/coding/latent_refinement.py).
+refined before coding (see eic_jax/codec/latent_refinement.py). Each shipped model's
+MODEL_CARD.md is written from its training.json and its Set14 point in --results;
+--cards_only rewrites the cards of the models already shipped, and nothing else.
 """
 
 import os
-import pathlib
 import subprocess
-import sys
 
 from absl import app
 from absl import flags
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import skimage.data
 
-import skimage.data  # noqa: E402
-
-from eic_jax import atomic_files  # noqa: E402
-from eic_jax import checkpoints  # noqa: E402
-from eic_jax.coding import codec as codec_lib  # noqa: E402
-from eic_jax.evaluation import compare  # noqa: E402
-from eic_jax.evaluation import evaluation  # noqa: E402
-from eic_jax.training import input_pipeline  # noqa: E402
-from eic_jax.coding import latent_refinement  # noqa: E402
-from eic_jax import log_filters  # noqa: E402
-from eic_jax import models  # noqa: E402
-from eic_jax import pretrained  # noqa: E402
-from eic_jax.evaluation import plots  # noqa: E402
-from eic_jax.evaluation import rd_curves  # noqa: E402
-from eic_jax.evaluation import report  # noqa: E402
-from eic_jax.training import stages  # noqa: E402
-from eic_jax.training import training_log  # noqa: E402
+from eic_jax import models
+from eic_jax.codec import codec as codec_lib
+from eic_jax.codec import latent_refinement
+from eic_jax.evaluation import compare
+from eic_jax.evaluation import evaluation
+from eic_jax.evaluation import plots
+from eic_jax.evaluation import rd_curves
+from eic_jax.evaluation import report
+from eic_jax.runtime import atomic_files
+from eic_jax.runtime import log_filters
+from eic_jax.storage import checkpoints
+from eic_jax.storage import shipped
+from eic_jax.training import input_pipeline
+from eic_jax.training import stages
+from eic_jax.training import training_log
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("workdirs", None, "Trained workdirs, one per λ.")
@@ -56,7 +54,9 @@ flags.DEFINE_enum("weights_dtype", "float16", ["float16", "float32"],
                   "How the shipped parameters are stored. float16 halves a model's size; on "
                   "Set14 it changed the mean PSNR by 0.0014 dB (bls2017 λ = 0.0067) and "
                   "0.0001 dB (bmshj2018 at 6,000 steps), the rate by less than 0.01 %.")
-flags.mark_flag_as_required("workdirs")
+flags.DEFINE_bool("cards_only", False, "Only rewrite every shipped model's MODEL_CARD.md from "
+                  "its training.json and the --results curves.")
+CARD_FILE = "MODEL_CARD.md"
 
 def reference_photo():
   """The photograph whose rate the tests check for every shipped model."""
@@ -85,12 +85,12 @@ def _releases(name: str, codec: codec_lib.Codec) -> list[dict]:
   """This shipment's weights, then those shipped under `name` before, each with the commit
   that shipped it (the last commit of the shipped record, for the one being replaced)."""
   earlier = []
-  if name in pretrained.list_models():
-    path = pretrained.MODELS_DIR / name / pretrained.RECORD_FILE
+  if name in shipped.list_models():
+    path = shipped.MODELS_DIR / name / shipped.RECORD_FILE
     shipped_in = subprocess.run(["git", "log", "-1", "--format=%h", "--", str(path)],
                                 capture_output=True, text=True).stdout.strip() or None
     earlier = [{**release, "commit": release.get("commit") or shipped_in}
-               for release in pretrained.record(name).get("releases", [])]
+               for release in shipped.record(name).get("releases", [])]
   current = {"step": codec.step, "fingerprint": codec.fingerprint.hex(), "commit": None}
   return [current] + [r for r in earlier if r["fingerprint"] != current["fingerprint"]]
 
@@ -103,9 +103,76 @@ def _evaluate(names: list[str], files: list[str], architecture: str, refine_step
       name=label)
 
 
+def _stage_rows(stages_: list[dict], lmbda: float) -> list[str]:
+  rows = ["| steps | λ | trainable | quantisation | crop | batch | learning rate | photographs |",
+          "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+  for stage in stages_:
+    first, last = stage["steps"]
+    schedule = stage.get("learning_rate_schedule", "constant")
+    rate = f"{stage['learning_rate']:g}" + ("" if schedule == "constant" else f" ({schedule})")
+    globs = stage.get("train_glob", "")
+    rows.append(f"| {first:,}–{last:,} | {stage.get('lmbda', lmbda):g} | {stage.get('trainable', 'all')} | "
+                f"{stage.get('quantization', 'noise')} | {stage['patch_size']} | "
+                f"{stage['batch_size']} | {rate} | `{globs}` |")
+  return rows
+
+
+def model_card(name: str, record: dict, results: str) -> str:
+  """MODEL_CARD.md of a shipped model: what it is, how it scored and how it was trained, all
+  from its training record and the Set14 curve of its architecture in `results`."""
+  # Records of the first shipments name neither the architecture nor the storage type.
+  architecture = models.architecture(checkpoints.load_config(shipped.resolve(name)))
+  width = f"N = {record['num_filters']}" + (
+      f", M = {record['num_latent_filters']}" if "num_latent_filters" in record else "")
+  lines = [f"# {name}", "",
+           f"A `{architecture}` model ({width}) trained for rate + λ·MSE at λ = "
+           f"{record['lmbda']:g}: {record['steps']:,} steps, stored as "
+           f"{record.get('weights_dtype', 'float32')} ({record['size_bytes'] / 1e6:.1f} MB). This card is "
+           f"generated from `training.json` by `experiments/ship_models.py`.", "",
+           "```python", "import eic_jax", f'codec = eic_jax.load_codec("{name}")', "```", "",
+           "## Scores", ""]
+  curve_path = os.path.join(results, f"{architecture}.json")
+  if os.path.exists(curve_path):
+    curve = rd_curves.load(curve_path)
+    if name in curve.get("points", []):
+      point = curve["points"].index(name)
+      values = curve["results"]
+      lines += [f"Set14 ({curve.get('description', '')}, `{curve_path}`): "
+                f"{values['bpp'][point]:.4f} bpp, {values['psnr-rgb'][point]:.2f} dB PSNR, "
+                f"{values['ms-ssim-db'][point]:.2f} dB MS-SSIM.", ""]
+  validation = record.get("last_validation", {})
+  if validation.get("step") is not None:
+    lines += [f"Last validation in training (step {validation['step']:,}, centre crops of "
+              f"`{record['valid_glob']}`): {validation['valid_bpp']:.4f} bpp, "
+              f"{validation['valid_psnr']:.2f} dB PSNR.", ""]
+  photo = record["reference_photo"]
+  lines += [f"Reference photograph (`{photo['image']}`, checked by the tests): "
+            f"{photo['bpp']:.4f} bpp, {photo['psnr']:.2f} dB.", "",
+            "## Training", "", *_stage_rows(record["stages"], record["lmbda"]), "",
+            "## Releases", "",
+            "Files written by earlier weights name them; decode them at the commit that shipped "
+            "them (docs/usage.md, \"Files from earlier weights\").", "",
+            "| step | fingerprint | shipped in |", "| --- | --- | --- |"]
+  lines += [f"| {r['step']:,} | `{r['fingerprint']}` | {r['commit'] or 'this version'} |"
+            for r in record.get("releases", [])]
+  return "\n".join(lines) + "\n"
+
+
+def write_model_cards() -> None:
+  for name in shipped.list_models():
+    card = model_card(name, shipped.record(name), FLAGS.results)
+    with atomic_files.atomic_write(str(shipped.MODELS_DIR / name / CARD_FILE), "w") as stream:
+      stream.write(card)
+
+
 def main(argv) -> None:
   del argv
   log_filters.quiet_libraries()
+  if FLAGS.cards_only:
+    write_model_cards()
+    return
+  if not FLAGS.workdirs:
+    raise app.UsageError("--workdirs is required (or --cards_only)")
   for workdir in FLAGS.workdirs:
     config = checkpoints.load_config(workdir)
     name = f"{models.architecture(config)}-mse-{config.lmbda}"
@@ -117,7 +184,7 @@ def main(argv) -> None:
                                   "psnr": metrics["psnr"],
                                   "expected_bpp": [0.8 * metrics["bpp"], 1.25 * metrics["bpp"]]}}
 
-    record = codec_lib.ship(workdir, str(pretrained.MODELS_DIR / name), describe,
+    record = codec_lib.ship(workdir, str(shipped.MODELS_DIR / name), describe,
                             None if FLAGS.weights_dtype == "float32" else FLAGS.weights_dtype)
     photo = record["reference_photo"]
     print(f"{name}: step {record['steps']}, {record['size_bytes'] / 1e6:.1f} MB "
@@ -125,8 +192,8 @@ def main(argv) -> None:
 
   files = input_pipeline.list_files(FLAGS.eval_glob)
   by_architecture = {}
-  for name in pretrained.list_models():
-    architecture = models.architecture(checkpoints.load_config(pretrained.resolve(name)))
+  for name in shipped.list_models():
+    architecture = models.architecture(checkpoints.load_config(shipped.resolve(name)))
     by_architecture.setdefault(architecture, []).append(name)
   curves = {architecture: _evaluate(names, files, architecture)
             for architecture, names in sorted(by_architecture.items())}
@@ -159,6 +226,7 @@ def main(argv) -> None:
   with atomic_files.atomic_write(os.path.join(FLAGS.results, "bd_rates.txt"), "w") as stream:
     stream.write(table + "\n")
   print(table)
+  write_model_cards()
 
 
 if __name__ == "__main__":

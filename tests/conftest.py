@@ -1,8 +1,9 @@
 """Shared fixtures: small photographs that ship with scikit-image, written as PNG and JPEG."""
 
+import importlib.util
 import os
 import pathlib
-import sys
+import types
 
 import numpy as np
 import pytest
@@ -10,11 +11,18 @@ import skimage.data
 from PIL import Image
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from eic_jax import tensorflow_setup  # noqa: E402
+from eic_jax.runtime import tensorflow_setup  # noqa: E402  (after the log level)
+
+
+def load_script(path: str) -> types.ModuleType:
+  """A script of the repository (e.g. experiments/gpu/pack_export.py), imported as a module."""
+  spec = importlib.util.spec_from_file_location(pathlib.Path(path).stem, ROOT / path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 def pytest_collection_modifyitems(config, items):
@@ -60,8 +68,8 @@ def smoke_config(photo_dir):
   return config
 
 
-def _train_tiny(tmp_path_factory, photo_dir, model: str) -> pathlib.Path:
-  """A tiny model trained briefly (about 10 s), with its export."""
+def train_tiny(workdir: pathlib.Path, photo_dir: pathlib.Path, model: str) -> pathlib.Path:
+  """A tiny model of architecture `model` trained briefly (about 10 s), with its export."""
   from configs import smoke  # pylint: disable=import-outside-toplevel
   from eic_jax.training import train  # pylint: disable=import-outside-toplevel
   config = smoke.get_config()
@@ -72,34 +80,27 @@ def _train_tiny(tmp_path_factory, photo_dir, model: str) -> pathlib.Path:
   config.num_train_steps = 60
   config.checkpoint_every_steps = 60
   config.log_every_steps = 60
-  workdir = tmp_path_factory.mktemp(f"trained-{model}")
   train.train_and_evaluate(config, str(workdir))
   return workdir
 
 
 @pytest.fixture(scope="session")
 def trained_workdir(tmp_path_factory, photo_dir) -> pathlib.Path:
-  return _train_tiny(tmp_path_factory, photo_dir, "bls2017")
+  return train_tiny(tmp_path_factory.mktemp("trained-bls2017"), photo_dir, "bls2017")
 
 
 @pytest.fixture(scope="session")
 def hyperprior_workdir(tmp_path_factory, photo_dir) -> pathlib.Path:
-  return _train_tiny(tmp_path_factory, photo_dir, "bmshj2018")
+  return train_tiny(tmp_path_factory.mktemp("trained-bmshj2018"), photo_dir, "bmshj2018")
 
 
 @pytest.fixture(scope="session")
 def codec(trained_workdir):
-  from eic_jax.coding import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  from eic_jax.codec import codec as codec_lib  # pylint: disable=import-outside-toplevel
   return codec_lib.load_codec(str(trained_workdir))
 
 
 @pytest.fixture(scope="session")
 def hyperprior_codec(hyperprior_workdir):
-  from eic_jax.coding import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  from eic_jax.codec import codec as codec_lib  # pylint: disable=import-outside-toplevel
   return codec_lib.load_codec(str(hyperprior_workdir))
-
-
-@pytest.fixture(params=["bls2017", "bmshj2018"])
-def any_codec(request):
-  """The tiny codec of each architecture."""
-  return request.getfixturevalue("codec" if request.param == "bls2017" else "hyperprior_codec")

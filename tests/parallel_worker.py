@@ -3,19 +3,16 @@
   python tests/parallel_worker.py step OUT.npz       one train step on 8 and on 1 device
 """
 
-import os
+import functools
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import jax
+import numpy as np
 
-import functools  # noqa: E402
-
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-
-from configs import smoke  # noqa: E402
-from eic_jax.training import parallel  # noqa: E402
-from eic_jax.training import train  # noqa: E402
+from configs import smoke
+from eic_jax.models.objective import Objective
+from eic_jax.training import parallel
+from eic_jax.training import train
 
 
 def one_step(devices):
@@ -24,7 +21,7 @@ def one_step(devices):
   replicated = parallel.replicated(mesh)
   state = jax.device_put(train.create_train_state(config, jax.random.PRNGKey(0)), replicated)
   batch = np.random.default_rng(0).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
-  step = jax.jit(functools.partial(train.train_step, lmbda=config.lmbda),
+  step = jax.jit(functools.partial(train.train_step, objective=Objective(config.lmbda)),
                  in_shardings=(replicated, parallel.batch_sharding(mesh), replicated),
                  out_shardings=(replicated, replicated))
   state, _ = step(state, parallel.global_batch(batch, mesh), jax.random.PRNGKey(1))

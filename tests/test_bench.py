@@ -2,8 +2,8 @@
 
 import pytest
 
-from eic_jax.tools import bench
 from eic_jax.models import bls2017
+from eic_jax.tools import bench
 
 
 def analysis_macs(size: int, filters: int) -> list[int]:

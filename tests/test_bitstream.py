@@ -1,3 +1,4 @@
+import dataclasses
 import pathlib
 import struct
 import zlib
@@ -5,7 +6,7 @@ import zlib
 import numpy as np
 import pytest
 
-from eic_jax.coding import bitstream
+from eic_jax.coder import bitstream
 
 FINGERPRINT = bytes(range(8))
 DATA = pathlib.Path(__file__).parent / "data"
@@ -78,3 +79,18 @@ def test_index_checksum_sees_every_index():
   changed = indexes.copy()
   changed[3, 4, 2] = 1
   assert bitstream.index_checksum(indexes) != bitstream.index_checksum(changed)
+
+
+def test_raw_pixels_round_trip_and_their_length_is_checked():
+  pixels = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
+  header = bitstream.Header(b"\x01" * 8, 2, 3, model="m", step=5)
+  data = bitstream.pack_raw(header, pixels)
+  unpacked, (payload,) = bitstream.unpack(data)
+  assert unpacked.raw and (unpacked.height, unpacked.width, unpacked.model) == (2, 3, "m")
+  assert payload == pixels.tobytes()
+  with pytest.raises(ValueError, match="uint8 pixels of shape"):
+    bitstream.pack_raw(header, pixels[:1])
+  short = bitstream.pack_raw(dataclasses.replace(header, height=1), pixels[:1])
+  forged = short[:4] + struct.pack(">I", zlib.crc32(short[8:] + b"x")) + short[8:] + b"x"
+  with pytest.raises(bitstream.BitstreamError, match="bytes of pixels for a 1x3 image"):
+    bitstream.unpack(forged)

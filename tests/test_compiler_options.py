@@ -3,8 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from eic_jax import compiler_options
 from eic_jax.layers import signal_conv
+from eic_jax.runtime import compiler_options
 
 
 @pytest.fixture

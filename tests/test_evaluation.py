@@ -11,10 +11,10 @@ from PIL import Image
 
 from eic_jax.evaluation import compare
 from eic_jax.evaluation import evaluation
-from eic_jax import image_io
 from eic_jax.evaluation import plots
 from eic_jax.evaluation import rd_curves
 from eic_jax.evaluation import report
+from eic_jax.runtime import image_io
 from tests.conftest import ROOT, photo
 
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from eic_jax import atomic_files
-from eic_jax import image_io
+from eic_jax.runtime import atomic_files
+from eic_jax.runtime import image_io
 from tests.conftest import photo
 
 

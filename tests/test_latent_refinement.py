@@ -3,9 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from eic_jax.entropy_models import entropy_bottleneck
-from eic_jax.coding import latent_refinement
-from eic_jax.evaluation import report
+from eic_jax.codec import latent_refinement
+from eic_jax.entropy_models import quantization
 from tests.conftest import photo
 
 OFFSETS = jnp.array([0.3, -0.2])
@@ -19,7 +18,7 @@ def test_annealed_rounding_lies_between_the_neighbouring_points_and_hardens_as_i
   assert np.mean(np.abs(warm - jnp.round(warm - OFFSETS) - OFFSETS) > 0.01) > 0.5
   cold = latent_refinement.annealed_rounding(y, OFFSETS, 1e-3, jax.random.PRNGKey(1))
   clear = np.abs(y - below - 0.5) > 0.05  # not within a hair of a midpoint
-  np.testing.assert_allclose(cold[clear], entropy_bottleneck.round_around(y, OFFSETS)[clear],
+  np.testing.assert_allclose(cold[clear], quantization.round_around(y, OFFSETS)[clear],
                              atol=1e-3)
   gradient = jax.grad(lambda v: jnp.sum(latent_refinement.annealed_rounding(
       v, OFFSETS, 0.5, jax.random.PRNGKey(1))))(y)
@@ -35,7 +34,7 @@ def test_temperature_anneals_from_its_start_to_its_floor():
 
 
 def test_refinement_finds_the_quantised_optimum_and_keeps_fixed_latents():
-  target = entropy_bottleneck.round_around(
+  target = quantization.round_around(
       jax.random.normal(jax.random.PRNGKey(2), (6, 5, 2)) * 3, OFFSETS)
   loss = lambda y_hat: jnp.sum((y_hat - target)**2)
   y = target + jax.random.uniform(jax.random.PRNGKey(3), target.shape, minval=-3.0, maxval=3.0)
@@ -44,7 +43,7 @@ def test_refinement_finds_the_quantised_optimum_and_keeps_fixed_latents():
   refined = latent_refinement.refine(loss, y, fixed, variable, OFFSETS, jax.random.PRNGKey(4),
                                      steps=200, learning_rate=0.1)
   np.testing.assert_array_equal(refined[0], fixed[0])
-  np.testing.assert_allclose(entropy_bottleneck.round_around(refined[1:], OFFSETS), target[1:])
+  np.testing.assert_allclose(quantization.round_around(refined[1:], OFFSETS), target[1:])
 
 
 def test_refinement_never_raises_the_loss_of_the_rounded_latents():
@@ -56,36 +55,9 @@ def test_refinement_never_raises_the_loss_of_the_rounded_latents():
   np.testing.assert_array_equal(refined, y)
 
 
-def _rd_loss(codec, image, data, reconstruction):
-  pixels = image.shape[0] * image.shape[1]
-  return 8 * len(data) / pixels + codec.config.lmbda * report.distortion(
-      image, reconstruction)["mse"]
-
-
-@pytest.mark.coding
-@pytest.mark.parametrize("workdir,max_tile", [("trained_workdir", 128), ("trained_workdir", 12),
-                                              ("hyperprior_workdir", 128),
-                                              ("hyperprior_workdir", 12)])
-def test_refined_files_decode_with_the_same_decoder_at_a_lower_rd_loss(request, workdir,
-                                                                        max_tile):
-  from eic_jax.coding import codec as codec_lib  # pylint: disable=import-outside-toplevel
-  trained_workdir = request.getfixturevalue(workdir)
-  image = photo("astronaut", (200, 200))
-  plain = codec_lib.load_codec(str(trained_workdir))
-  refined = codec_lib.load_codec(str(trained_workdir), refine_steps=30)
-  plain.max_tile = refined.max_tile = max_tile  # 12 latents: 4x4 tiles with margins
-  plain_data, refined_data = plain.compress(image), refined.compress(image)
-  assert refined_data != plain_data
-  assert refined.compress(image) == refined_data  # the same file every time
-  reconstruction = plain.decompress(refined_data)
-  assert reconstruction.shape == image.shape
-  assert (_rd_loss(plain, image, refined_data, reconstruction)
-          < _rd_loss(plain, image, plain_data, plain.decompress(plain_data)))
-
-
 @pytest.mark.coding
 def test_refinement_reports_its_progress_tile_by_tile(codec):
-  from eic_jax.coding import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  from eic_jax.codec import codec as codec_lib  # pylint: disable=import-outside-toplevel
   refining = codec_lib.Codec(codec.config, codec.params, codec.tables, refine_steps=120,
                              max_tile=12)
   calls = []
@@ -104,7 +76,7 @@ def test_refinement_reports_its_progress_tile_by_tile(codec):
 @pytest.mark.coding
 @pytest.mark.parametrize("steps", [-1, 2.5, True, "10"])
 def test_bad_step_counts_are_refused(trained_workdir, steps):
-  from eic_jax.coding import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  from eic_jax.codec import codec as codec_lib  # pylint: disable=import-outside-toplevel
   with pytest.raises(ValueError, match="refine_steps must be a non-negative integer"):
     codec_lib.load_codec(str(trained_workdir), refine_steps=steps)
 
@@ -113,8 +85,8 @@ def test_bad_step_counts_are_refused(trained_workdir, steps):
 def test_cli_refines_for_compress_and_evaluate_and_refuses_bad_counts(trained_workdir,
                                                                       photo_dir, tmp_path):
   from tests.test_codec import _cli  # pylint: disable=import-outside-toplevel
-  from eic_jax.coding import codec as codec_lib  # pylint: disable=import-outside-toplevel
-  from eic_jax import image_io  # pylint: disable=import-outside-toplevel
+  from eic_jax.codec import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  from eic_jax.runtime import image_io  # pylint: disable=import-outside-toplevel
   source = sorted(photo_dir.glob("*.png"))[0]
   output = tmp_path / "refined.eic"
   # The same command writes the same file. Both compile afresh: XLA:CPU's cached executables can

@@ -9,12 +9,12 @@ import pytest
 
 import eic_jax
 from configs import default
-from eic_jax import image_io
 from eic_jax import models
-from eic_jax import pretrained
-from eic_jax.coding import bitstream
-from eic_jax.coding import codec as codec_lib
+from eic_jax.codec import codec as codec_lib
+from eic_jax.coder import bitstream
 from eic_jax.models import bmshj2018
+from eic_jax.runtime import image_io
+from eic_jax.storage import shipped
 from eic_jax.training import train
 from tests.conftest import photo
 
@@ -85,20 +85,18 @@ def test_a_wrong_scale_index_is_caught_before_the_latents_are_decoded(hyperprior
   data = hyperprior_codec.compress(photo("coffee", (96, 128)))
   codec = codec_lib.Codec(hyperprior_codec.config, hyperprior_codec.params,
                           hyperprior_codec.tables)
-  run = codec.run_float64
+  predict_scales = codec.latent_codec._predict_scales  # pylint: disable=protected-access
 
-  def nudged(method, *args):
+  def nudged(*args):
     # What another machine's floating point can do: one scale across a table boundary.
-    output = run(method, *args)
-    if method == "predict_scales":
-      output = output.copy()
-      output.flat[7] = 1.2 * max(float(output.flat[7]), 0.2)
+    output = predict_scales(*args).copy()
+    output.flat[7] = 1.2 * max(float(output.flat[7]), 0.2)
     return output
 
-  codec.run_float64 = nudged
+  codec.latent_codec._predict_scales = nudged  # pylint: disable=protected-access
   with pytest.raises(bitstream.BitstreamError, match="coding-table indexes it computed"):
     codec.decompress(data)
-  codec.run_float64 = run
+  codec.latent_codec._predict_scales = predict_scales  # pylint: disable=protected-access
   assert codec.decompress(data).shape == (96, 128, 3)
 
 
@@ -121,7 +119,7 @@ def test_files_of_earlier_weights_and_other_models_say_which(codec, hyperprior_c
 @pytest.mark.coding
 def test_files_of_earlier_shipped_weights_name_the_commit_that_holds_them():
   codec = eic_jax.load_codec("bls2017-mse-0.013")
-  earlier = pretrained.record("bls2017-mse-0.013")["releases"][1]
+  earlier = shipped.record("bls2017-mse-0.013")["releases"][1]
   header, streams = bitstream.unpack(codec.compress(photo("coffee", (40, 40))))
   header = dataclasses.replace(header, fingerprint=bytes.fromhex(earlier["fingerprint"]),
                                step=earlier["step"])

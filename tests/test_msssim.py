@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from eic_jax.evaluation import msssim
-from eic_jax import tensorflow_setup
+from eic_jax.runtime import tensorflow_setup
 from tests.conftest import photo
 
 

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from eic_jax import checkpoints
+from eic_jax.storage import checkpoints
 from eic_jax.training import parallel
 from eic_jax.training import train
 from tests.conftest import ROOT

@@ -49,9 +49,9 @@ def test_transposed_convolution_equals_lax_conv_transpose(size, stride, in_chann
 @pytest.mark.parametrize("size,stride", LAYERS)
 def test_transposed_convolution_in_float64_equals_lax(size, stride, in_channels, out_channels):
   """float64 (the decoder's scales) takes products per kernel tap, not XLA's convolution."""
-  from eic_jax.coding import codec  # pylint: disable=import-outside-toplevel
+  from eic_jax.models import compiled  # pylint: disable=import-outside-toplevel
   x, kernel = _inputs(size, in_channels, out_channels)
-  with codec._float64():  # pylint: disable=protected-access
+  with compiled.float64():
     x, kernel = np.asarray(x, np.float64), np.asarray(kernel, np.float64)
     ours = jax.jit(signal_conv.conv_up, static_argnums=2)(x, kernel, stride)
     expected = _reference_up(x, kernel, stride)

@@ -12,12 +12,13 @@ import optax
 import pytest
 from PIL import Image
 
-from eic_jax import checkpoints
+from eic_jax.layers.padding import extend_edges
+from eic_jax.models.objective import Objective
+from eic_jax.storage import checkpoints
 from eic_jax.training import input_pipeline
 from eic_jax.training import stages
 from eic_jax.training import train
 from eic_jax.training import training_log
-from eic_jax.layers.padding import extend_edges
 from tests.conftest import ROOT, photo
 
 
@@ -30,7 +31,7 @@ def _run_main(*args, timeout=300):
 def test_thirty_steps_lower_the_loss(smoke_config, quantization):
   state = train.create_train_state(smoke_config, jax.random.PRNGKey(0))
   batch = next(input_pipeline.train_batches(smoke_config.train_glob, 4, 64, seed=0))
-  step = jax.jit(functools.partial(train.train_step, lmbda=smoke_config.lmbda,
+  step = jax.jit(functools.partial(train.train_step, objective=Objective(smoke_config.lmbda),
                                    quantization=quantization))
   losses = []
   for i in range(30):
@@ -46,7 +47,7 @@ def test_the_loops_compiled_step_reports_the_averages_of_its_steps(smoke_config)
   means of what train_step returns for the same steps and noise keys."""
   state = train.create_train_state(smoke_config, jax.random.PRNGKey(0))
   batch = next(input_pipeline.train_batches(smoke_config.train_glob, 4, 64, seed=0))
-  options = {"lmbda": smoke_config.lmbda, "quantization": "mixed"}
+  options = {"objective": Objective(smoke_config.lmbda), "quantization": "mixed"}
   plain_step = functools.partial(train.train_step, **options)
   measured = jax.jit(functools.partial(train._train_and_measure, step_fn=plain_step))
   plain = jax.jit(plain_step)
@@ -221,7 +222,7 @@ def _after_a_full_step(config) -> tuple[train_state.TrainState, np.ndarray]:
   and the step's batch."""
   state = train.create_train_state(config, jax.random.PRNGKey(0))
   batch = next(input_pipeline.train_batches(config.train_glob, 4, 64, seed=0))
-  state, _ = jax.jit(functools.partial(train.train_step, lmbda=config.lmbda))(
+  state, _ = jax.jit(functools.partial(train.train_step, objective=Objective(config.lmbda)))(
       state, batch, jax.random.PRNGKey(0))
   return state, batch
 
@@ -268,7 +269,7 @@ def test_training_the_encoder_changes_it_alone_and_lowers_the_loss(smoke_config,
   smoke_config.model = model
   modules = train.create_model(smoke_config).encoder_modules
   start, batch = _after_a_full_step(smoke_config)
-  step = jax.jit(functools.partial(train.train_step, lmbda=smoke_config.lmbda,
+  step = jax.jit(functools.partial(train.train_step, objective=Objective(smoke_config.lmbda),
                                    quantization="mixed", modules=modules))
   state, losses = _run_steps(step, start, batch, 30, "loss")
   assert np.mean(losses[-5:]) < 0.998 * np.mean(losses[:5])

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from eic_jax import checkpoints
-from eic_jax.coding import codec as codec_lib
+from eic_jax.codec import codec as codec_lib
+from eic_jax.storage import checkpoints
 from eic_jax.training import training_log
 from tests.conftest import ROOT
 
@@ -105,8 +105,8 @@ def test_library_modules_import_without_tensorflow():
   result = subprocess.run(
       [sys.executable, "-c",
        "import sys; sys.modules.update(tensorflow=None, tensorflow_compression_ops=None); "
-       "import eic_jax.tools.bench, eic_jax.training.train, eic_jax.coding.codec, eic_jax.evaluation.plots, "
-       "eic_jax.checkpoints, eic_jax.training.input_pipeline, eic_jax.evaluation.evaluation, "
+       "import eic_jax.tools.bench, eic_jax.training.train, eic_jax.codec.codec, eic_jax.evaluation.plots, "
+       "eic_jax.storage.checkpoints, eic_jax.training.input_pipeline, eic_jax.evaluation.evaluation, "
        "eic_jax.models.bmshj2018"],
       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.returncode == 0, result.stderr
@@ -115,7 +115,7 @@ def test_library_modules_import_without_tensorflow():
 def test_decoding_does_not_import_the_training_loop():
   result = subprocess.run(
       [sys.executable, "-c",
-       "import sys, eic_jax.coding.codec; "
+       "import sys, eic_jax.codec.codec; "
        "print(sorted(m for m in sys.modules if m.startswith('eic_jax.training')))"],
       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.stdout.strip() == "[]", result.stderr
@@ -124,7 +124,7 @@ def test_decoding_does_not_import_the_training_loop():
 def test_training_imports_no_tensorflow_until_it_writes_event_files():
   result = subprocess.run(
       [sys.executable, "-c",
-       "import sys, eic_jax.main, eic_jax.training.train, eic_jax.coding.codec; "
+       "import sys, eic_jax.main, eic_jax.training.train, eic_jax.codec.codec; "
        "print('tensorflow' in sys.modules)"],
       cwd=ROOT, capture_output=True, text=True, timeout=300)
   assert result.stdout.strip() == "False", result.stderr
@@ -138,6 +138,7 @@ def test_the_same_workdir_compresses_where_the_range_coder_is_installed(workdir,
   result = _main("--mode=compress", f"--workdir={workdir}", f"--input={source}",
                  f"--output={compressed}", tensorflow=True)
   assert result.returncode == 0, result.stderr
+  assert "export (step 14) has no coding tables" in result.stderr  # the command says it exports
   result = _main("--mode=decompress", f"--workdir={workdir}", f"--input={compressed}",
                  f"--output={decoded}", tensorflow=True)
   assert result.returncode == 0, result.stderr

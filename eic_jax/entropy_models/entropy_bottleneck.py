@@ -1,12 +1,12 @@
-"""The entropy bottleneck: quantisation of the latents and their rate under a learned density.
+"""The entropy bottleneck: quantisation of the latents and their rate under a learned density,
+and the integer coding tables of that density.
 
-Training replaces rounding by additive uniform noise, so the density convolved with a unit box
-models the noisy latents (Ballé et al. 2017, section 2). Evaluation rounds around each channel's
-median. The median and the tails (the quantiles at tail_mass / 2 and 1 − tail_mass / 2) are
+Latents are quantised around each channel's median (quantization.py). The median and the tails (the quantiles at tail_mass / 2 and 1 − tail_mass / 2) are
 solved from the density itself by bisection on its monotone cumulative, so they are exact for
 every checkpoint, with no auxiliary parameters that would lag behind the density.
 """
 
+import dataclasses
 from typing import Sequence
 
 import flax.linen as nn
@@ -14,9 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from eic_jax.coder import range_coder
 from eic_jax.entropy_models import deep_factorized
+from eic_jax.entropy_models.quantization import quantize
 
-DEFAULT_TAIL_MASS = 2.0**-8
 # Bisection bracket; enough iterations to reach float32 resolution from it.
 _SEARCH_RANGE = 2.0**16
 _BISECTIONS = 64
@@ -39,7 +40,7 @@ def _solve_cumulative_logit(density: dict, targets: jax.Array) -> jax.Array:
   return 0.5 * (low + high)
 
 
-def quantiles(density: dict, tail_mass: float = DEFAULT_TAIL_MASS) -> jax.Array:
+def quantiles(density: dict, tail_mass: float = range_coder.DEFAULT_TAIL_MASS) -> jax.Array:
   """Per channel (channels, 3): the lower tail, the median and the upper tail."""
   edge = float(np.log(2.0 / tail_mass - 1.0))
   targets = jnp.array([-edge, 0.0, edge], jnp.float32)
@@ -49,15 +50,6 @@ def quantiles(density: dict, tail_mass: float = DEFAULT_TAIL_MASS) -> jax.Array:
 def medians(density: dict) -> jax.Array:
   zero = jnp.zeros((1,), jnp.float32)
   return _solve_cumulative_logit(jax.lax.stop_gradient(density), zero)[:, 0]
-
-
-def round_around(y: jax.Array, offsets: jax.Array) -> jax.Array:
-  """The latents (…, channels) rounded to the integers shifted by each channel's offset."""
-  return jnp.round(y - offsets) + offsets
-
-
-def round_around_medians(density: dict, y: jax.Array) -> jax.Array:
-  return round_around(y, medians(density))
 
 
 def likelihoods(density: dict, y: jax.Array) -> jax.Array:
@@ -77,21 +69,50 @@ class EntropyBottleneck(nn.Module):
   @nn.compact
   def __call__(self, y: jax.Array, training: bool, straight_through: bool = False
                ) -> tuple[jax.Array, jax.Array]:
-    """(latents for the synthesis, likelihoods for the rate). In training the rate always sees
-    noisy latents; with `straight_through` the synthesis sees the rounded latents that a decoder
-    gets, with the rounding's gradient taken as the identity (Minnen & Singh 2020, "Channel-wise
-    autoregressive entropy models for learned image compression", section 2.2)."""
+    """(latents for the synthesis, likelihoods for the rate); see quantization.quantize."""
     density = deep_factorized.DeepFactorized(
         self.channels, self.hidden, self.init_scale, name="density")()
-    if not training:
-      rounded = round_around_medians(density, y)
-      return rounded, likelihoods(density, rounded)
-    noisy = y + jax.random.uniform(self.make_rng("noise"), y.shape, y.dtype, -0.5, 0.5)
-    if not straight_through:
-      return noisy, likelihoods(density, noisy)
-    rounded = y + jax.lax.stop_gradient(round_around_medians(density, y) - y)
-    return rounded, likelihoods(density, noisy)
+    y_hat, measured = quantize(y, medians(density), training, straight_through,
+                               self.make_rng("noise") if training else None)
+    return y_hat, likelihoods(density, measured)
 
   def bits(self, y_hat: jax.Array) -> jax.Array:
     """−log2 P of each element of quantised latents (…, channels)."""
     return -jnp.log2(likelihoods(self.variables["params"]["density"], y_hat))
+
+
+@dataclasses.dataclass(frozen=True)
+class FactorizedTables(range_coder.IntegerTables):
+  """One table per channel; latents are coded as integers relative to `medians` (float32, per
+  channel)."""
+
+  medians: np.ndarray
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+  """1 / (1 + exp(−logits)) in float64, without overflow: a narrow density's logits at its
+  table's rounded-out edges can pass what exp takes in float32 (88) and float64 (709)."""
+  return np.exp(-np.logaddexp(0.0, -np.asarray(logits, np.float64)))
+
+
+def build_tables(density: dict, tail_mass: float = range_coder.DEFAULT_TAIL_MASS,
+                 precision: int = range_coder.PRECISION) -> FactorizedTables:
+  """Quantised CDF tables for every channel of a deep factorized density, each over the
+  integers between its tails (needs the range coder)."""
+  density = jax.tree_util.tree_map(jnp.asarray, density)
+  bounds = np.asarray(quantiles(density, tail_mass))
+  centre = bounds[:, 1].astype(np.float32)
+  minima = np.floor(bounds[:, 0] - centre).astype(np.int32)
+  maxima = np.ceil(bounds[:, 2] - centre).astype(np.int32)
+  lengths = maxima - minima + 1
+  range_coder.check_length(int(lengths.max()), "A channel's density", precision)
+  samples = (np.arange(lengths.max())[None, :] + minima[:, None]).astype(np.float32)
+  centres = jnp.asarray(samples + centre[:, None])
+  pmf = np.asarray(deep_factorized.likelihood(density, centres), np.float64)
+  lower = np.asarray(deep_factorized.logits_cumulative(density, centres[:, :1] - 0.5))[:, 0]
+  upper = np.asarray(deep_factorized.logits_cumulative(
+      density, jnp.asarray((maxima + centre + 0.5)[:, None], jnp.float32)))[:, 0]
+  tails = _sigmoid(lower) + _sigmoid(-upper)
+  lookup = range_coder.lookup_rows([pmf[c, :n] for c, n in enumerate(lengths)], tails,
+                                   precision)
+  return FactorizedTables(lookup=lookup, minima=minima, medians=centre)

@@ -9,11 +9,15 @@ that is at least as large, so the coder needs one integer table per entry and th
 recompute the same entry from its own hyper-synthesis (see docs/bitstream.md).
 """
 
+import dataclasses
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from eic_jax.coder import range_coder
+from eic_jax.entropy_models.quantization import quantize
 from eic_jax.layers.bounds import lower_bound
 
 SCALE_BOUND = 0.11
@@ -44,26 +48,46 @@ def likelihoods(y: jax.Array, scales: jax.Array) -> jax.Array:
   return lower_bound(probability, LIKELIHOOD_BOUND)
 
 
-def scale_indexes(scales: jax.Array, table: jax.Array) -> jax.Array:
-  """The index of the smallest table entry ≥ each scale (the last entry for larger ones)."""
-  return jnp.sum(scales[..., None] > table[:-1], axis=-1).astype(jnp.int32)
-
-
 class GaussianConditional(nn.Module):
-  """Quantises latents given their predicted scales and returns them with their likelihoods.
-
-  Training adds uniform noise for the rate; with `straight_through` the synthesis sees the
-  rounded latents, as in entropy_bottleneck.EntropyBottleneck. Evaluation rounds to integers.
-  """
+  """Quantises latents to integers given their predicted scales and returns them with their
+  likelihoods (see quantization.quantize)."""
 
   @nn.compact
   def __call__(self, y: jax.Array, scales: jax.Array, training: bool,
                straight_through: bool = False) -> tuple[jax.Array, jax.Array]:
-    if not training:
-      rounded = jnp.round(y)
-      return rounded, likelihoods(rounded, scales)
-    noisy = y + jax.random.uniform(self.make_rng("noise"), y.shape, y.dtype, -0.5, 0.5)
-    if not straight_through:
-      return noisy, likelihoods(noisy, scales)
-    rounded = y + jax.lax.stop_gradient(jnp.round(y) - y)
-    return rounded, likelihoods(noisy, scales)
+    y_hat, measured = quantize(y, 0.0, training, straight_through,
+                               self.make_rng("noise") if training else None)
+    return y_hat, likelihoods(measured, scales)
+
+
+@dataclasses.dataclass(frozen=True)
+class GaussianTables(range_coder.IntegerTables):
+  """One table per entry of the scale table, whose `scales` (float32) it keeps; latents are
+  coded as integers."""
+
+  scales: np.ndarray
+
+
+def build_tables(scales: np.ndarray, tail_mass: float = range_coder.DEFAULT_TAIL_MASS,
+                 precision: int = range_coder.PRECISION) -> GaussianTables:
+  """Quantised CDF tables of the zero-mean Gaussian at every scale of `scales`, each over the
+  integers within its tails (tail_mass / 2 on either side; needs the range coder)."""
+  scales = np.asarray(scales, np.float32)
+  edge = -float(jax.scipy.special.ndtri(tail_mass / 2))
+  maxima = np.ceil(scales.astype(np.float64) * edge).astype(np.int32)
+  range_coder.check_length(int(2 * maxima.max() + 1), "The widest Gaussian", precision)
+  pmfs, tails = [], []
+  for scale, maximum in zip(scales, maxima):
+    integers = jnp.arange(-maximum, maximum + 1, dtype=jnp.float32)
+    pmfs.append(np.asarray(likelihoods(integers, jnp.float32(scale)), np.float64))
+    tails.append(2.0 * float(jax.scipy.special.ndtr(-(maximum + 0.5) / float(scale))))
+  lookup = range_coder.lookup_rows(pmfs, np.array(tails), precision)
+  return GaussianTables(lookup=lookup, minima=-maxima, scales=scales)
+
+
+def scale_indexes(scales: np.ndarray, tables: GaussianTables) -> np.ndarray:
+  """The coding table of every latent: the index of the smallest table scale ≥ its scale (the
+  last for larger ones). On the host in float64, from scales the encoder and the decoder both
+  compute in float64: the one computation whose agreement the bitstream depends on."""
+  table = tables.scales.astype(np.float64)
+  return np.searchsorted(table[:-1], np.asarray(scales, np.float64), side="left").astype(np.int32)

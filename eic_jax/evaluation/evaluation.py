@@ -13,8 +13,8 @@ import numpy as np
 from PIL import Image
 import tqdm
 
-from eic_jax import image_io
 from eic_jax.evaluation import report
+from eic_jax.runtime import image_io
 
 # Quality sweeps for the baselines.
 JPEG_QUALITIES = tuple(range(5, 96, 5))

@@ -6,8 +6,8 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from eic_jax import atomic_files
 from eic_jax.evaluation import rd_curves
+from eic_jax.runtime import atomic_files
 from eic_jax.training import training_log
 
 

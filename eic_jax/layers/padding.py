@@ -22,7 +22,7 @@ def extend_edges(image: np.ndarray, multiple: int) -> np.ndarray:
 def restrict(x: jax.Array, region: jax.Array | None, rate: tuple[int, int]) -> jax.Array:
   """Zeroes the positions of a tile that lie outside the whole signal.
 
-  Large images are transformed tile by tile (see coding/tiling.py). A tile sees its neighbours'
+  Large images are transformed tile by tile (see codec/tiling.py). A tile sees its neighbours'
   data through its margins, but where it reaches past the signal's edge every layer must see
   zeros, as the "same" zero padding of the untiled transform gives. `region` = (top, left,
   height, width): the tile's origin and the signal's size in units of the transform's input;

@@ -14,6 +14,16 @@ ARCHITECTURES: dict[str, type[CompressionModel]] = {
 DEFAULT = "bls2017"
 
 
+def register(name: str, architecture: type[CompressionModel]) -> None:
+  """Makes `architecture` available as config.model = name: training, export, coding and
+  evaluation then serve it like the built-in ones."""
+  if not (isinstance(architecture, type) and issubclass(architecture, CompressionModel)):
+    raise TypeError(f"{architecture!r} is not a CompressionModel")
+  if ARCHITECTURES.get(name, architecture) is not architecture:
+    raise ValueError(f"the architecture name {name!r} is taken")
+  ARCHITECTURES[name] = architecture
+
+
 def architecture(config: ml_collections.ConfigDict) -> str:
   name = config.get("model", DEFAULT)
   if name not in ARCHITECTURES:

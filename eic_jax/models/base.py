@@ -1,10 +1,15 @@
 """What every architecture provides to training, export, coding and evaluation.
 
-A model is a Flax module with the methods below; nothing outside its own file knows which
-architecture it is. The main transforms (`analyze`, `synthesize`) run tile by tile on large
-images (see coding/tiling.py); everything after the analysis — side information, entropy
-parameters, range coding — is composed by the model's own `encode_latents` and
-`decode_latents` from the shared entropy models and the range coder.
+An architecture is two things in one model file:
+- a Flax module (`CompressionModel`): the traced computations — transforms, quantisation and
+  likelihoods, and whatever its coding needs computed on a whole latent grid;
+- a host-side latent codec (`LatentCodec`), made by the module's `latent_codec` with the
+  compiled functions and the integer tables it needs: it turns latents into range-coded streams
+  and back, in NumPy, on the coder of coder/.
+
+The codec (codec/) tiles the main transforms over large images and hands the latents to the
+latent codec; nothing outside a model file knows which architecture it is, and nothing in a
+model file calls back into the codec.
 """
 
 import dataclasses
@@ -16,22 +21,18 @@ import jax
 import ml_collections
 import numpy as np
 
+from eic_jax.coder import range_coder
 
-class ModelFunctions(Protocol):
-  """What a codec lends a model's coding methods."""
-
-  tables: dict[str, Any]  # the export's coding tables, by entropy model
-
-  def run(self, method: str, *args) -> np.ndarray:
-    """The model's Flax method `method`, compiled, with the codec's parameters."""
-
-  def run_float64(self, method: str, *args) -> np.ndarray:
-    """`run` in float64: for values encoder and decoder must compute alike on any machine."""
+# Whole-grid computations of coding (side information, entropy parameters, information
+# content) see their grids zero-padded to multiples of this many positions, and tiles are sized
+# in multiples of it (codec/tiling.py), so that images of many sizes share a few compiled
+# shapes; what lies past the grid is masked or cropped.
+SHAPE_BUCKET = 8
 
 
 @dataclasses.dataclass(frozen=True)
 class EncodedLatents:
-  streams: list[bytes]  # range-coded streams, in the order decode_latents reads them
+  streams: list[bytes]  # range-coded streams, in the order LatentCodec.decode reads them
   latents: np.ndarray  # the quantised latents (h, w, C) the decoder will synthesise
   indexes: np.ndarray  # the coding-table index of every coded element (see docs/bitstream.md)
   # Computes the model's information content of what was coded, −Σ log2 P: only when asked
@@ -43,6 +44,36 @@ class EncodedLatents:
     return float(self.information())
 
 
+@dataclasses.dataclass(frozen=True)
+class RefinementContext:
+  """What latent refinement of latents y (h, w, C) needs from the entropy model: the
+  per-position entropy parameters (h, w, K) that `CompressionModel.latent_bits` reads, the
+  per-channel quantisation offsets (C,), and what `LatentCodec.encode` needs to code the refined
+  latents with those same parameters (its `refined_from`)."""
+
+  context: np.ndarray
+  offsets: np.ndarray
+  refined_from: Any = None
+
+
+class LatentCodec(Protocol):
+  """Host side of an architecture's coding: latents (h, w, C) ↔ range-coded streams."""
+
+  num_streams: int
+
+  def encode(self, y: np.ndarray, refined_from: Any = None) -> EncodedLatents:
+    """Range-codes latents; `refined_from`: see RefinementContext."""
+
+  def decode(self, streams: list[bytes], shape: tuple[int, int, int],
+             verify: Callable[[np.ndarray], None]) -> np.ndarray:
+    """The quantised latents from the streams of `encode`. `verify` is called with the table
+    indexes before the latents that use them are decoded; it raises BitstreamError when they
+    are not the encoder's."""
+
+  def refinement_context(self, y: np.ndarray) -> RefinementContext:
+    """For latent refinement of `y`."""
+
+
 class CompressionModel(nn.Module):
   """Images (N, H, W, 3) on the 0–255 scale → reconstruction and likelihoods."""
 
@@ -52,14 +83,14 @@ class CompressionModel(nn.Module):
   tile_margin: ClassVar[int] = 4
   # Parameter subtrees a decoder reads; with the coding tables they fingerprint the model.
   decoder_modules: ClassVar[tuple[str, ...]] = ("synthesis",)
-  # How many range-coded streams encode_latents writes.
-  num_streams: ClassVar[int] = 1
   # Parameter subtrees of the entropy models, all that `quantize` reads: what training with
   # config.trainable = "entropy_models" changes.
   entropy_modules: ClassVar[tuple[str, ...]] = ("entropy_bottleneck",)
   # Parameter subtrees only the encoder reads: what training with config.trainable = "encoder"
   # changes.
   encoder_modules: ClassVar[tuple[str, ...]] = ("analysis",)
+  # The integer tables of each entropy model, by name, in the order they are fingerprinted.
+  table_types: ClassVar[dict[str, type[range_coder.IntegerTables]]] = {}
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "CompressionModel":
@@ -93,48 +124,33 @@ class CompressionModel(nn.Module):
 
   def latent_bits(self, y_hat: jax.Array, context: jax.Array) -> jax.Array:
     """−log2 P of each element of quantised latents (N, h, w, C) given `context`, the
-    per-position entropy parameters of `refinement_context` (latent refinement's rate)."""
+    per-position entropy parameters of RefinementContext (latent refinement's rate)."""
     raise NotImplementedError
 
   @classmethod
   def build_coding_tables(cls, params: Any, config: ml_collections.ConfigDict
-                          ) -> dict[str, Any]:
+                          ) -> dict[str, range_coder.IntegerTables]:
     """The integer coding tables of every entropy model (needs the range coder)."""
     raise NotImplementedError
 
-  def refinement_context(self, functions: ModelFunctions, y: np.ndarray
-                         ) -> tuple[np.ndarray, np.ndarray, Any]:
-    """For latent refinement of `y` (h, w, C): the per-position context (h, w, K) that
-    `latent_bits` reads, the per-channel quantisation offsets (C,), and what
-    `encode_latents` needs to code the refined latents with that same context."""
-    raise NotImplementedError
+  @classmethod
+  def tables_from_arrays(cls, arrays: dict) -> dict[str, range_coder.IntegerTables]:
+    """The tables of `build_coding_tables` from their stored arrays. An export written before
+    models had more than one entropy model stores its one table set flat."""
+    if "lookup" in arrays and len(cls.table_types) == 1:
+      arrays = {next(iter(cls.table_types)): arrays}
+    if set(arrays) != set(cls.table_types):
+      raise ValueError(f"the export's coding tables ({', '.join(sorted(arrays))}) are not "
+                       f"those of {cls.__name__} ({', '.join(cls.table_types)})")
+    return {name: kind.from_dict(arrays[name]) for name, kind in cls.table_types.items()}
 
-  def encode_latents(self, functions: ModelFunctions, y: np.ndarray,
-                     refined_from: Any = None) -> EncodedLatents:
-    """Range-codes latents (h, w, C); `refined_from`: see refinement_context."""
-    raise NotImplementedError
-
-  def decode_latents(self, functions: ModelFunctions, streams: list[bytes],
-                     shape: tuple[int, int, int], verify: Callable[[np.ndarray], None]
-                     ) -> np.ndarray:
-    """The quantised latents (h, w, C) from the streams of encode_latents. `verify` is called
-    with the table indexes before the latents that use them are decoded; it raises
-    BitstreamError when they are not the encoder's."""
+  def latent_codec(self, params: Any, tables: dict[str, range_coder.IntegerTables]
+                   ) -> LatentCodec:
+    """The host-side coder of this model's latents with these weights and tables."""
     raise NotImplementedError
 
 
-# Whole-grid computations of coding (side information, entropy parameters, information
-# content) see their grids zero-padded to multiples of this many positions, so that images of
-# many sizes share a few compiled shapes; what lies past the grid is masked or cropped.
-GRID_BUCKET = 8
-
-
-def pad_grid(array: np.ndarray, multiple: int = GRID_BUCKET) -> np.ndarray:
+def pad_grid(array: np.ndarray, multiple: int = SHAPE_BUCKET) -> np.ndarray:
   """Zero-pads (h, w, …) at the bottom and right to multiples of `multiple`."""
   padding = [(0, -array.shape[0] % multiple), (0, -array.shape[1] % multiple)]
   return np.pad(array, padding + [(0, 0)] * (array.ndim - 2))
-
-
-def channel_indexes(shape: tuple[int, ...]) -> np.ndarray:
-  """Table index = channel: for entropy models with one table per channel."""
-  return np.broadcast_to(np.arange(shape[-1], dtype=np.int32), shape)

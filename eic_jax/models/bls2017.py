@@ -5,20 +5,21 @@ image with IGDN. The latents are quantised by an entropy bottleneck with a deep 
 density, and the model is trained on rate + λ·distortion.
 """
 
-from typing import Any, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import flax.linen as nn
 import jax
 import ml_collections
 import numpy as np
 
-from eic_jax.coding import range_coding
-from eic_jax.entropy_models.entropy_bottleneck import EntropyBottleneck
+from eic_jax.coder import range_coder
+from eic_jax.entropy_models import entropy_bottleneck
+from eic_jax.entropy_models.entropy_bottleneck import EntropyBottleneck, FactorizedTables
 from eic_jax.layers.gdn import GDN
 from eic_jax.layers.padding import pad_to_multiple, restrict
 from eic_jax.layers.signal_conv import SignalConv
-from eic_jax.models.base import (CompressionModel, EncodedLatents, ModelFunctions, channel_indexes,
-                                 pad_grid)
+from eic_jax.models import compiled
+from eic_jax.models.base import CompressionModel, EncodedLatents, RefinementContext, pad_grid
 
 DOWNSAMPLING = 16
 
@@ -56,6 +57,8 @@ class BLS2017(CompressionModel):
   density_hidden: Sequence[int] = (3, 3, 3)
   density_init_scale: float = 10.0
 
+  table_types: ClassVar[dict[str, type]] = {"entropy_bottleneck": FactorizedTables}
+
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "BLS2017":
     return cls(num_filters=config.num_filters, density_hidden=tuple(config.density_hidden),
@@ -88,31 +91,43 @@ class BLS2017(CompressionModel):
 
   @classmethod
   def build_coding_tables(cls, params: Any, config: ml_collections.ConfigDict
-                          ) -> dict[str, range_coding.Tables]:
-    return {"entropy_bottleneck": range_coding.build_tables(
+                          ) -> dict[str, FactorizedTables]:
+    return {"entropy_bottleneck": entropy_bottleneck.build_tables(
         params["entropy_bottleneck"]["density"], config.tail_mass)}
 
-  def refinement_context(self, functions: ModelFunctions, y: np.ndarray
-                         ) -> tuple[np.ndarray, np.ndarray, Any]:
-    medians = functions.tables["entropy_bottleneck"].medians
-    return np.zeros(y.shape[:2] + (0,), np.float32), medians, None
+  def latent_codec(self, params: Any, tables: dict[str, FactorizedTables]
+                   ) -> "FactorizedLatentCodec":
+    return FactorizedLatentCodec(tables["entropy_bottleneck"],
+                                 compiled.method(self, params, "latent_bits"))
 
-  def encode_latents(self, functions: ModelFunctions, y: np.ndarray,
-                     refined_from: Any = None) -> EncodedLatents:
-    tables = functions.tables["entropy_bottleneck"]
-    symbols = np.round(y - tables.medians).astype(np.int32)
-    y_hat = (symbols + tables.medians).astype(np.float32)
+
+class FactorizedLatentCodec:
+  """Every latent coded as an integer relative to its channel's median, with its channel's
+  table: one stream."""
+
+  num_streams = 1
+
+  def __init__(self, tables: FactorizedTables,
+               latent_bits: Callable[[np.ndarray, np.ndarray], np.ndarray]):
+    self.tables = tables
+    self._latent_bits = latent_bits  # BLS2017.latent_bits, compiled
+
+  def refinement_context(self, y: np.ndarray) -> RefinementContext:
+    return RefinementContext(np.zeros(y.shape[:2] + (0,), np.float32), self.tables.medians)
+
+  def encode(self, y: np.ndarray, refined_from: Any = None) -> EncodedLatents:
+    del refined_from  # the densities do not depend on the latents
+    symbols = np.round(y - self.tables.medians).astype(np.int32)
+    y_hat = (symbols + self.tables.medians).astype(np.float32)
 
     def information() -> float:
-      bits = functions.run("latent_bits", pad_grid(y_hat)[None], np.zeros((1, 1, 1, 0), np.float32))
+      bits = self._latent_bits(pad_grid(y_hat)[None], np.zeros((1, 1, 1, 0), np.float32))
       return float(np.sum(bits[0][:y.shape[0], :y.shape[1]]))
 
-    return EncodedLatents([range_coding.encode(symbols, tables)], y_hat,
-                          channel_indexes(y.shape), information)
+    return EncodedLatents([range_coder.encode(symbols, self.tables)], y_hat,
+                          range_coder.channel_indexes(y.shape), information)
 
-  def decode_latents(self, functions: ModelFunctions, streams: list[bytes],
-                     shape: tuple[int, int, int], verify) -> np.ndarray:
-    tables = functions.tables["entropy_bottleneck"]
-    verify(channel_indexes(shape))
-    return (range_coding.decode(streams[0], tables, shape) + tables.medians).astype(np.float32)
-
+  def decode(self, streams: list[bytes], shape: tuple[int, int, int], verify) -> np.ndarray:
+    verify(range_coder.channel_indexes(shape))
+    return (range_coder.decode(streams[0], self.tables, shape)
+            + self.tables.medians).astype(np.float32)

@@ -9,7 +9,7 @@ conditional codes y. The hyper transforms run on the whole latent grid at once (
 smaller than the image), so only the main transforms are tiled.
 """
 
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import flax.linen as nn
 import jax
@@ -17,15 +17,17 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from eic_jax.coding import range_coding
+from eic_jax.coder import range_coder
+from eic_jax.entropy_models import entropy_bottleneck
 from eic_jax.entropy_models import gaussian_conditional
-from eic_jax.entropy_models.entropy_bottleneck import EntropyBottleneck
-from eic_jax.entropy_models.gaussian_conditional import GaussianConditional
+from eic_jax.entropy_models.entropy_bottleneck import EntropyBottleneck, FactorizedTables
+from eic_jax.entropy_models.gaussian_conditional import GaussianConditional, GaussianTables
 from eic_jax.layers.gdn import GDN
 from eic_jax.layers.padding import pad_to_multiple, restrict
 from eic_jax.layers.signal_conv import SignalConv
-from eic_jax.models.base import (GRID_BUCKET, CompressionModel, EncodedLatents, ModelFunctions,
-                                 channel_indexes, pad_grid)
+from eic_jax.models import compiled
+from eic_jax.models.base import (SHAPE_BUCKET, CompressionModel, EncodedLatents,
+                                 RefinementContext, pad_grid)
 
 DOWNSAMPLING = 16
 # The hyper-analysis downsamples the latents by this factor again.
@@ -109,9 +111,10 @@ class BMSHJ2018(CompressionModel):
 
   decoder_modules: ClassVar[tuple[str, ...]] = ("hyper_synthesis", "synthesis")
   encoder_modules: ClassVar[tuple[str, ...]] = ("analysis", "hyper_analysis")
-  num_streams: ClassVar[int] = 2  # z, then y
   entropy_modules: ClassVar[tuple[str, ...]] = ("hyper_analysis", "hyper_synthesis",
                                                 "entropy_bottleneck")
+  table_types: ClassVar[dict[str, type]] = {"entropy_bottleneck": FactorizedTables,
+                                            "gaussian_conditional": GaussianTables}
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "BMSHJ2018":
@@ -160,15 +163,44 @@ class BMSHJ2018(CompressionModel):
 
   @classmethod
   def build_coding_tables(cls, params: Any, config: ml_collections.ConfigDict
-                          ) -> dict[str, range_coding.Tables]:
+                          ) -> dict[str, Any]:
     return {
-        "entropy_bottleneck": range_coding.build_tables(
+        "entropy_bottleneck": entropy_bottleneck.build_tables(
             params["entropy_bottleneck"]["density"], config.tail_mass),
-        "gaussian_conditional": range_coding.build_gaussian_tables(
+        "gaussian_conditional": gaussian_conditional.build_tables(
             gaussian_conditional.scale_table(), config.tail_mass)}
 
-  def latent_scales(self, functions: ModelFunctions, z_symbols: np.ndarray,
-                    latent_shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+  def latent_codec(self, params: Any, tables: dict[str, Any]) -> "HyperpriorLatentCodec":
+    return HyperpriorLatentCodec(
+        tables["entropy_bottleneck"], tables["gaussian_conditional"], self.num_filters,
+        hyper_analyze=compiled.method(self, params, "hyper_analyze"),
+        predict_scales=compiled.method_float64(self, params, "predict_scales"),
+        side_bits=compiled.method(self, params, "side_bits"),
+        latent_bits=compiled.method(self, params, "latent_bits"))
+
+
+class HyperpriorLatentCodec:
+  """The side latents z with the factorized tables, then every latent of y as an integer with
+  the Gaussian table its predicted scale selects: two streams, z then y."""
+
+  num_streams = 2
+
+  def __init__(self, side_tables: FactorizedTables, latent_tables: GaussianTables,
+               side_channels: int, hyper_analyze: Callable[..., np.ndarray],
+               predict_scales: Callable[..., np.ndarray], side_bits: Callable[..., np.ndarray],
+               latent_bits: Callable[..., np.ndarray]):
+    """The callables are BMSHJ2018's methods of those names, compiled; `predict_scales` in
+    float64."""
+    self.side_tables = side_tables
+    self.latent_tables = latent_tables
+    self.side_channels = side_channels
+    self._hyper_analyze = hyper_analyze
+    self._predict_scales = predict_scales
+    self._side_bits = side_bits
+    self._latent_bits = latent_bits
+
+  def latent_scales(self, z_symbols: np.ndarray, latent_shape: tuple[int, ...]
+                    ) -> tuple[np.ndarray, np.ndarray]:
     """(z_hat, the scales of latents of `latent_shape`) from z's integers.
 
     The scales decide every latent's coding table, so the decoder must reproduce the encoder's
@@ -176,57 +208,51 @@ class BMSHJ2018(CompressionModel):
     and compilations (about 1e-7 relative in float32) shrink to about 1e-16, far below the
     table's spacing. The file's index checksum catches what remains (docs/bitstream.md).
     """
-    z_hat = (z_symbols + functions.tables["entropy_bottleneck"].medians).astype(np.float32)
-    scales = functions.run_float64("predict_scales", pad_grid(z_hat)[None],
-                                   np.array(z_hat.shape[:2], np.int32))[0]
+    z_hat = (z_symbols + self.side_tables.medians).astype(np.float32)
+    scales = self._predict_scales(pad_grid(z_hat)[None], np.array(z_hat.shape[:2], np.int32))[0]
     return z_hat, scales[:latent_shape[0], :latent_shape[1]]
 
-  def scale_indexes(self, functions: ModelFunctions, scales: np.ndarray) -> np.ndarray:
-    """The coding table of every latent: the index of the smallest table scale ≥ its scale."""
-    table = functions.tables["gaussian_conditional"].scales.astype(np.float64)
-    return np.searchsorted(table[:-1], scales, side="left").astype(np.int32)
-
-  def refinement_context(self, functions: ModelFunctions, y: np.ndarray
-                         ) -> tuple[np.ndarray, np.ndarray, Any]:
-    z_symbols = self._side_symbols(functions, y)
-    _, scales = self.latent_scales(functions, z_symbols, y.shape)
-    return scales.astype(np.float32), np.zeros(y.shape[-1], np.float32), z_symbols
-
-  def _side_symbols(self, functions: ModelFunctions, y: np.ndarray) -> np.ndarray:
+  def side_symbols(self, y: np.ndarray) -> np.ndarray:
+    """z's integers: the hyper-analysis of latents `y` (h, w, C), quantised."""
     extent = -(-np.array(y.shape[:2]) // HYPER_DOWNSAMPLING) * HYPER_DOWNSAMPLING
-    z = functions.run("hyper_analyze", pad_grid(y, HYPER_DOWNSAMPLING * GRID_BUCKET)[None],
-                      extent.astype(np.int32))[0]
+    z = self._hyper_analyze(pad_grid(y, HYPER_DOWNSAMPLING * SHAPE_BUCKET)[None],
+                            extent.astype(np.int32))[0]
     z = z[:extent[0] // HYPER_DOWNSAMPLING, :extent[1] // HYPER_DOWNSAMPLING]
-    return np.round(z - functions.tables["entropy_bottleneck"].medians).astype(np.int32)
+    return np.round(z - self.side_tables.medians).astype(np.int32)
 
-  def encode_latents(self, functions: ModelFunctions, y: np.ndarray,
-                     refined_from: Any = None) -> EncodedLatents:
+  def refinement_context(self, y: np.ndarray) -> RefinementContext:
+    z_symbols = self.side_symbols(y)
+    _, scales = self.latent_scales(z_symbols, y.shape)
+    return RefinementContext(scales.astype(np.float32), np.zeros(y.shape[-1], np.float32),
+                             z_symbols)
+
+  def encode(self, y: np.ndarray, refined_from: Any = None) -> EncodedLatents:
     """z is the hyper-analysis of `y`, or, for refined latents, of the latents before
-    refinement, whose scales the refinement optimised for."""
-    z_symbols = self._side_symbols(functions, y) if refined_from is None else refined_from
-    z_hat, scales = self.latent_scales(functions, z_symbols, y.shape)
-    indexes = self.scale_indexes(functions, scales)
+    refinement, whose scales the refinement optimised for (`refined_from`)."""
+    z_symbols = self.side_symbols(y) if refined_from is None else refined_from
+    z_hat, scales = self.latent_scales(z_symbols, y.shape)
+    indexes = gaussian_conditional.scale_indexes(scales, self.latent_tables)
     symbols = np.round(y).astype(np.int32)
-    streams = [range_coding.encode(z_symbols, functions.tables["entropy_bottleneck"]),
-               range_coding.encode(symbols, functions.tables["gaussian_conditional"], indexes)]
+    streams = [range_coder.encode(z_symbols, self.side_tables),
+               range_coder.encode(symbols, self.latent_tables, indexes)]
     y_hat = symbols.astype(np.float32)
 
     def information() -> float:
-      z_bits = functions.run("side_bits", pad_grid(z_hat)[None])[0]
-      y_bits = functions.run("latent_bits", pad_grid(y_hat)[None],
-                             pad_grid(scales.astype(np.float32))[None])[0]
+      z_bits = self._side_bits(pad_grid(z_hat)[None])[0]
+      y_bits = self._latent_bits(pad_grid(y_hat)[None],
+                                 pad_grid(scales.astype(np.float32))[None])[0]
       return float(np.sum(z_bits[:z_hat.shape[0], :z_hat.shape[1]])
                    + np.sum(y_bits[:y.shape[0], :y.shape[1]]))
 
-    return EncodedLatents(streams, y_hat, np.concatenate([channel_indexes(z_symbols.shape).ravel(),
-                                                   indexes.ravel()]), information)
+    return EncodedLatents(streams, y_hat,
+                          np.concatenate([range_coder.channel_indexes(z_symbols.shape).ravel(),
+                                          indexes.ravel()]), information)
 
-  def decode_latents(self, functions: ModelFunctions, streams: list[bytes],
-                     shape: tuple[int, int, int], verify) -> np.ndarray:
-    z_shape = side_shape(shape, self.num_filters)
-    z_symbols = range_coding.decode(streams[0], functions.tables["entropy_bottleneck"], z_shape)
-    _, scales = self.latent_scales(functions, z_symbols, shape)
-    indexes = self.scale_indexes(functions, scales)
-    verify(np.concatenate([channel_indexes(z_shape).ravel(), indexes.ravel()]))
-    return range_coding.decode(streams[1], functions.tables["gaussian_conditional"], shape,
-                               indexes).astype(np.float32)
+  def decode(self, streams: list[bytes], shape: tuple[int, int, int], verify) -> np.ndarray:
+    z_shape = side_shape(shape, self.side_channels)
+    z_symbols = range_coder.decode(streams[0], self.side_tables, z_shape)
+    _, scales = self.latent_scales(z_symbols, shape)
+    indexes = gaussian_conditional.scale_indexes(scales, self.latent_tables)
+    verify(np.concatenate([range_coder.channel_indexes(z_shape).ravel(), indexes.ravel()]))
+    return range_coder.decode(streams[1], self.latent_tables, shape,
+                              indexes).astype(np.float32)

@@ -38,12 +38,13 @@ from PIL import Image
 import skimage.data
 
 from configs import default as default_config
-from eic_jax import compiler_options
 from eic_jax import models
-from eic_jax.coding import codec as codec_lib
+from eic_jax.codec import codec as codec_lib
+from eic_jax.codec import latent_refinement
+from eic_jax.models.objective import Objective
+from eic_jax.runtime import compiler_options
+from eic_jax.runtime import tensorflow_setup
 from eic_jax.training import input_pipeline
-from eic_jax.coding import latent_refinement
-from eic_jax import tensorflow_setup
 from eic_jax.training import train
 
 flags.DEFINE_bool("json", False, "Print one JSON object instead of tables.")
@@ -108,7 +109,8 @@ def bench_train_step(num_filters: int, repeats: int, batch_size: int = 8,
   batch = jax.device_put(np.random.default_rng(0).integers(
       0, 256, (batch_size, patch_size, patch_size, 3), dtype=np.uint8))
   modules = train.create_model(config).encoder_modules if trainable == "encoder" else None
-  step = jax.jit(functools.partial(train.train_step, lmbda=config.lmbda, modules=modules),
+  step = jax.jit(functools.partial(train.train_step, objective=Objective.from_config(config),
+                                   modules=modules),
                  **compiler_options.jit_kwargs())
   rng = jax.random.PRNGKey(1)
   start = time.perf_counter()
@@ -230,7 +232,7 @@ def bench_codec(codec: codec_lib.Codec, repeats: int, matmul_gflop_per_s: float)
   encode_s = _median_seconds(lambda: codec.compress(image), repeats)
   decode_s = _median_seconds(lambda: codec.decompress(data), repeats)
   # Everything after the analysis: side information, entropy parameters, range coding.
-  entropy_s = _median_seconds(lambda: codec.model.encode_latents(codec, latents), repeats)
+  entropy_s = _median_seconds(lambda: codec.latent_codec.encode(latents), repeats)
   refining = codec_lib.Codec(codec.config, codec.params, codec.tables,
                              refine_steps=latent_refinement.DEFAULT_STEPS)
   refining.compress(image)  # compiles

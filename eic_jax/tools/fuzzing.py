@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from eic_jax.coding import bitstream
+from eic_jax.coder import bitstream
 
 KINDS = ("truncate", "flip", "splice", "extend", "random", "payload+crc", "header+crc")
 

@@ -17,7 +17,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from eic_jax import tensorflow_setup
+from eic_jax.runtime import tensorflow_setup
 
 tf = tensorflow_setup.tensorflow("the TensorFlow reference step")
 FLAGS = flags.FLAGS

@@ -26,7 +26,7 @@ import jax
 import numpy as np
 from PIL import Image
 
-from eic_jax import image_io
+from eic_jax.runtime import image_io
 from eic_jax.training import parallel
 
 

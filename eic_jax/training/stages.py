@@ -10,8 +10,8 @@ import os
 
 import ml_collections
 
-from eic_jax import checkpoints
-from eic_jax import pretrained
+from eic_jax.storage import checkpoints
+from eic_jax.storage import shipped
 from eic_jax.training import train
 
 # Configs and records written before `quantization` existed name none: they trained with noise.
@@ -32,12 +32,12 @@ def stage(first_step: int, last_step: int, config: ml_collections.ConfigDict) ->
 
 
 def _shipped_stages(name: str) -> list[dict]:
-  record = pretrained.record(name)
+  record = shipped.record(name)
   if record.get("stages"):
     # Stages recorded before they named their data trained on the record's train_glob.
     return [{"quantization": QUANTIZATION_BEFORE_THE_OPTION, "train_glob": record["train_glob"],
              "trainable": "all", **recorded} for recorded in record["stages"]]
-  return [stage(0, record["steps"], checkpoints.load_config(pretrained.resolve(name)))]
+  return [stage(0, record["steps"], checkpoints.load_config(shipped.resolve(name)))]
 
 
 def _stages_before(config: ml_collections.ConfigDict, step: int | None) -> list[dict]:
@@ -50,7 +50,7 @@ def _stages_before(config: ml_collections.ConfigDict, step: int | None) -> list[
     if step is None:
       step = checkpoints.latest_step(source, checkpoints.EXPORT_DIR)
     return [] if step is None else history(source, step)
-  if source in pretrained.list_models():
+  if source in shipped.list_models():
     return _shipped_stages(source)
   return []  # the source is gone: what trained it is not known here
 

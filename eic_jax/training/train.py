@@ -17,15 +17,17 @@ import ml_collections
 import numpy as np
 import optax
 
-from eic_jax import checkpoints
-from eic_jax import compiler_options
-from eic_jax.training import input_pipeline
 from eic_jax import models
-from eic_jax import pretrained
-from eic_jax.training import parallel
-from eic_jax.training import training_log
+from eic_jax.codec import export
 from eic_jax.layers.padding import extend_edges
 from eic_jax.models.base import CompressionModel
+from eic_jax.models.objective import Objective, bits_per_pixel
+from eic_jax.runtime import compiler_options
+from eic_jax.storage import checkpoints
+from eic_jax.storage import shipped
+from eic_jax.training import input_pipeline
+from eic_jax.training import parallel
+from eic_jax.training import training_log
 
 
 @flax.struct.dataclass
@@ -94,22 +96,6 @@ def create_train_state(config: ml_collections.ConfigDict, rng: jax.Array
       apply_fn=model.apply, params=init_params(model, rng), tx=create_optimizer(config))
 
 
-def bits_per_pixel(likelihoods: dict[str, jax.Array], num_pixels: int) -> jax.Array:
-  """Per image, −Σ log2 P of every quantised tensor together, divided by `num_pixels`."""
-  return sum(jnp.sum(-jnp.log2(tensor), axis=tuple(range(1, tensor.ndim)))
-             for tensor in likelihoods.values()) / num_pixels
-
-
-def rate_distortion(x: jax.Array, x_hat: jax.Array, likelihoods: dict[str, jax.Array],
-                    lmbda: float) -> dict[str, jax.Array]:
-  """Per-image bits per pixel (of every quantised tensor together), MSE and PSNR (0–255 scale)
-  and loss = bpp + λ·MSE."""
-  bpp = bits_per_pixel(likelihoods, x.shape[1] * x.shape[2])
-  mse = jnp.mean(jnp.square(x - x_hat), axis=(1, 2, 3))
-  psnr = 10.0 * jnp.log10(255.0**2 / jnp.maximum(mse, 1e-10))
-  return {"loss": bpp + lmbda * mse, "bpp": bpp, "mse": mse, "psnr": psnr}
-
-
 # How training stands in for rounding: "noise" gives rate and synthesis noisy latents (the
 # paper); "mixed" gives the rate noisy latents and the synthesis rounded ones, straight through.
 QUANTIZATION_MODES = ("noise", "mixed")
@@ -165,11 +151,13 @@ def check_quantization(quantization: str) -> None:
                      f"{', '.join(QUANTIZATION_MODES)}")
 
 
-def train_step(state: train_state.TrainState, batch: jax.Array, rng: jax.Array, lmbda: float,
-               quantization: str = "noise", modules: tuple[str, ...] | None = None
+def train_step(state: train_state.TrainState, batch: jax.Array, rng: jax.Array,
+               objective: Objective, quantization: str = "noise",
+               modules: tuple[str, ...] | None = None
                ) -> tuple[train_state.TrainState, dict[str, jax.Array]]:
-  """One optimiser step on rate + λ·distortion, quantisation replaced as `quantization` says,
-  for every parameter or, given `modules`, for those parameter subtrees alone."""
+  """One optimiser step on the rate–distortion objective, quantisation replaced as
+  `quantization` says, for every parameter or, given `modules`, for those parameter subtrees
+  alone."""
   check_quantization(quantization)
   x = batch.astype(jnp.float32)
 
@@ -177,7 +165,7 @@ def train_step(state: train_state.TrainState, batch: jax.Array, rng: jax.Array, 
     x_hat, likelihoods = state.apply_fn({"params": {**state.params, **trainable}}, x,
                                         training=True, straight_through=quantization == "mixed",
                                         rngs={"noise": rng})
-    outputs = jax.tree_util.tree_map(jnp.mean, rate_distortion(x, x_hat, likelihoods, lmbda))
+    outputs = jax.tree_util.tree_map(jnp.mean, objective.measure(x, x_hat, likelihoods))
     return outputs["loss"], outputs
 
   trainable = state.params if modules is None else {name: state.params[name] for name in modules}
@@ -232,12 +220,13 @@ def _train_and_measure(state: train_state.TrainState, batch: jax.Array, noise_rn
   return state, outputs["loss"], running.merge(type(running).single_from_model_output(**outputs))
 
 
-def eval_step(apply_fn, params: Any, batch: jax.Array, lmbda: float) -> dict[str, jax.Array]:
+def eval_step(apply_fn, params: Any, batch: jax.Array, objective: Objective
+              ) -> dict[str, jax.Array]:
   """Per-image metrics with rounded latents and the reconstruction clipped and rounded to 8 bits,
   as a decoder would output it."""
   x = batch.astype(jnp.float32)
   x_hat, likelihoods = apply_fn({"params": params}, x, training=False)
-  return rate_distortion(x, jnp.round(jnp.clip(x_hat, 0.0, 255.0)), likelihoods, lmbda)
+  return objective.measure(x, jnp.round(jnp.clip(x_hat, 0.0, 255.0)), likelihoods)
 
 
 def evaluate(eval_fn, params: Any, images: np.ndarray, batch_size: int) -> dict[str, float]:
@@ -252,7 +241,7 @@ def evaluate(eval_fn, params: Any, images: np.ndarray, batch_size: int) -> dict[
 def start_from_export(state: train_state.TrainState, init_from: str) -> train_state.TrainState:
   """`state` with the parameters and step of an export (a workdir or a shipped model's name)
   and a fresh optimiser state: training continues from a model whose checkpoints are gone."""
-  params, _, step = checkpoints.restore_export(pretrained.resolve(init_from))
+  params, _, step = checkpoints.restore_export(shipped.resolve(init_from))
   params = jax.tree_util.tree_map(jnp.asarray, params)
   shapes = jax.tree_util.tree_map(jnp.shape, params)
   if (jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(state.params)
@@ -357,7 +346,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
           loaders, local_batch_size, config.patch_size, seed, cache=config.cache_images,
           flips=config.random_flips))
       step = functools.partial(
-          train_step, lmbda=config.lmbda, quantization=config.quantization,
+          train_step, objective=Objective.from_config(config), quantization=config.quantization,
           modules=model.encoder_modules if config.trainable == "encoder" else None)
       no_metrics = Metrics.empty()
     # No buffer donation: an asynchronous checkpoint may still be reading the previous state
@@ -367,7 +356,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                                     replicated, replicated),
                       out_shardings=(replicated, replicated, replicated),
                       **compiler_options.jit_kwargs())
-    eval_fn = jax.jit(functools.partial(eval_step, state.apply_fn, lmbda=config.lmbda),
+    eval_fn = jax.jit(functools.partial(eval_step, state.apply_fn,
+                                        objective=Objective.from_config(config)),
                       **compiler_options.jit_kwargs())
     writer = training_log.TrainingLog(workdir, config.num_train_steps, initial_step,
                                       files=jax.process_index() == 0)
@@ -410,7 +400,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
         checkpoints.save_state(manager, step, state)
       if step == last_step:
         break
-    checkpoints.save_export(workdir, parallel.to_host(state.params), int(state.step), config)
+    export.save(workdir, parallel.to_host(state.params), int(state.step), config)
     return state
   finally:
     manager.wait_until_finished()

@@ -21,7 +21,7 @@ from typing import Any, Iterator
 import numpy as np
 import tqdm
 
-from eic_jax import tensorflow_setup
+from eic_jax.runtime import tensorflow_setup
 
 METRICS_FILE = "metrics.jsonl"
 

@@ -28,12 +28,10 @@ import tempfile
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, ROOT)
-
-from eic_jax import atomic_files  # noqa: E402
-from eic_jax import checkpoints  # noqa: E402
-from eic_jax.training import training_log  # noqa: E402
+from eic_jax.codec import export as export_lib
+from eic_jax.runtime import atomic_files
+from eic_jax.storage import checkpoints
+from eic_jax.training import training_log
 
 
 def _part_paths(output: str, count: int) -> list[str]:
@@ -58,8 +56,8 @@ def pack(workdir: str, output: str, max_bytes: int | None = None,
   with tempfile.TemporaryDirectory() as staging:
     if weights_dtype is not None:
       params, _, _ = checkpoints.restore_export(workdir)
-      checkpoints.save_export(staging, params, step, checkpoints.load_config(workdir),
-                              np.dtype(weights_dtype))
+      export_lib.save(staging, params, step, checkpoints.load_config(workdir),
+                      np.dtype(weights_dtype))
       members[export] = os.path.join(staging, export)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:xz") as archive:

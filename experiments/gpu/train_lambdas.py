@@ -29,9 +29,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, ROOT)
 
-from eic_jax.training import training_log  # noqa: E402  (standard library only: no JAX in this process)
+from eic_jax.training import training_log  # standard library only: no JAX in this process
 
 
 def _arguments(argv=None) -> argparse.Namespace:

@@ -10,7 +10,7 @@ import json
 import os
 import pathlib
 
-MODELS_DIR = pathlib.Path(__file__).parent
+MODELS_DIR = pathlib.Path(__file__).parents[1] / "pretrained"
 RECORD_FILE = "training.json"
 
 

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from eic_jax.entropy_models import entropy_bottleneck
+from eic_jax.entropy_models.quantization import round_around
 
 # Most of the gain: on three Set14 photos, 100 steps give about 80 % of what 1000 steps give
 # and 500 about 95 %.
@@ -70,7 +70,7 @@ class Problem(NamedTuple):
 
   def quantised(self, latents: jax.Array) -> jax.Array:
     return jnp.where(self.variable[..., None],
-                     entropy_bottleneck.round_around(latents, self.offsets), self.fixed)
+                     round_around(latents, self.offsets), self.fixed)
 
 
 def start(y: jax.Array, learning_rate: float = DEFAULT_LEARNING_RATE) -> tuple[jax.Array, Any]:

@@ -1,14 +1,12 @@
 """Image codec from a trained model: load_codec, compress and decompress.
 
-The codec reads a workdir's export (parameters and integer coding tables; see checkpoints.py).
-Training writes the export at its end; `load_codec` brings it up to date on first use: it
-exports the latest training checkpoint when that is newer (e.g. after an interrupted run), and
-adds the coding tables to an export written where the range coder was not installed.
-
-The codec knows images, tiles and files; what is coded after the analysis transform, and how,
-is the model's own (see models/base.py), so it serves every architecture.
+The codec reads a workdir's export (parameters and integer coding tables; see export.py) and
+writes nothing there. It knows images, tiles and files; what is coded after the analysis
+transform, and how, is the model's latent codec (see models/base.py), so it serves every
+architecture.
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,20 +20,23 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from eic_jax import atomic_files
-from eic_jax import checkpoints
-from eic_jax import compiler_options
-from eic_jax import image_io
 from eic_jax import models
-from eic_jax import pretrained
-from eic_jax import tensorflow_setup
-from eic_jax.coding import bitstream
-from eic_jax.coding import latent_refinement
-from eic_jax.coding import range_coding
-from eic_jax.coding import tiling
+from eic_jax.codec import export as export_lib
+from eic_jax.codec import latent_refinement
+from eic_jax.codec import tiling
+from eic_jax.coder import bitstream
+from eic_jax.coder import range_coder
 from eic_jax.entropy_models import entropy_bottleneck
+from eic_jax.entropy_models.quantization import round_around
 from eic_jax.layers.padding import extend_edges
 from eic_jax.models.base import EncodedLatents
+from eic_jax.models.objective import Objective
+from eic_jax.runtime import atomic_files
+from eic_jax.runtime import compiler_options
+from eic_jax.runtime import image_io
+from eic_jax.runtime import tensorflow_setup
+from eic_jax.storage import checkpoints
+from eic_jax.storage import shipped
 
 # Default limit on decoded image size (pixels), checked before anything is allocated.
 DEFAULT_MAX_PIXELS = 2**28
@@ -45,7 +46,7 @@ class Codec:
   """Compresses uint8 RGB images to bytes and back with one trained model."""
 
   def __init__(self, config: ml_collections.ConfigDict, params: Any,
-               tables: dict[str, range_coding.Tables], max_pixels: int = DEFAULT_MAX_PIXELS,
+               tables: dict[str, range_coder.IntegerTables], max_pixels: int = DEFAULT_MAX_PIXELS,
                max_tile: int = tiling.MAX_TILE, refine_steps: int = 0, name: str = "",
                step: int = 0):
     """`refine_steps`: optimise each image's latents for that many steps before coding them
@@ -61,6 +62,8 @@ class Codec:
     self.refine_steps = refine_steps
     self.architecture = models.architecture(config)
     self.model = models.create(config)
+    self.objective = Objective.from_config(config)
+    self.latent_codec = self.model.latent_codec(params, tables)
     self.name = name
     self.step = step
     # One compilation per tile shape; tiles come in a few bucketed sizes (see tiling.py).
@@ -72,30 +75,7 @@ class Codec:
     # Called with (steps done, steps in all) as latent refinement advances, e.g. by a progress
     # bar; None: silent.
     self.refine_progress = None
-    self._methods = {}
-    self._params64 = None
     self.fingerprint = _fingerprint(tables, params, self.model.decoder_modules)
-
-  def _method(self, name: str):
-    if name not in self._methods:
-      self._methods[name] = jax.jit(
-          lambda params, *inputs: self.model.apply({"params": params}, *inputs, method=name),
-          **compiler_options.jit_kwargs())
-    return self._methods[name]
-
-  def run(self, method: str, *args) -> np.ndarray:
-    """The model's Flax method `method`, compiled, on this codec's parameters."""
-    return np.asarray(self._method(method)(self.params, *args))
-
-  def run_float64(self, method: str, *args) -> np.ndarray:
-    """`run` in float64, parameters included: for what encoder and decoder must compute alike
-    on any machine (float32 results differ in their last bits between CPUs, thread counts and
-    even between a fresh compilation and a cached one)."""
-    with _float64():
-      if self._params64 is None:
-        self._params64 = jax.tree_util.tree_map(lambda a: np.asarray(a, np.float64), self.params)
-      return np.asarray(self._method(method)(self._params64,
-                                             *(np.asarray(a, np.float64) for a in args)))
 
   def _analyze_tile(self, params, pixels, region):
     return self.model.apply({"params": params}, pixels[None].astype(jnp.float32), region,
@@ -112,18 +92,18 @@ class Codec:
     `inside`, weighted by the model's λ. Elsewhere the decoder sees them rounded around
     `offsets`, and zero outside the signal (`in_signal`)."""
     pixels = pixels.astype(jnp.float32)
-    fixed = jnp.where(in_signal, entropy_bottleneck.round_around(y, offsets), 0.0)
+    fixed = jnp.where(in_signal, round_around(y, offsets), 0.0)
 
     def loss(y_hat):
-      x_hat = self.model.apply({"params": params}, y_hat[None], region, method="synthesize")[0]
-      squared_error = jnp.where(inside[..., None], (jnp.clip(x_hat, 0.0, 255.0) - pixels)**2,
-                                0.0)
+      x_hat = self.model.apply({"params": params}, y_hat[None], region, method="synthesize")
       bits = jnp.where(variable[..., None],
                        self.model.apply({"params": params}, y_hat[None], context[None],
                                         method="latent_bits")[0], 0.0)
-      # bpp + λ·MSE over the tile's own pixels, as in training.
-      return (jnp.sum(bits) + self.config.lmbda * jnp.sum(squared_error) / 3.0) / jnp.maximum(
-          jnp.sum(inside), 1)
+      # The model's own objective over the tile's own pixels, as in training.
+      bpp = jnp.sum(bits) / jnp.maximum(jnp.sum(inside), 1)
+      distortion = self.objective.distortion(pixels[None], jnp.clip(x_hat, 0.0, 255.0),
+                                             inside[None].astype(jnp.float32))
+      return self.objective.loss(bpp, distortion[0])
 
     return latent_refinement.Problem(loss, fixed, variable, offsets, key, self.refine_steps)
 
@@ -186,11 +166,12 @@ class Codec:
     image = as_rgb(image)
     y, padded = self._analysis(image)
     if not self.refine_steps:
-      return self.model.encode_latents(self, y)
-    context, offsets, refined_from = self.model.refinement_context(self, y)
+      return self.latent_codec.encode(y)
+    refinement = self.latent_codec.refinement_context(y)
     rows, cols = self._plan(*image.shape[:2])
-    y = self._refined(y, context, offsets, padded, rows, cols, *image.shape[:2])
-    return self.model.encode_latents(self, y, refined_from)
+    y = self._refined(y, refinement.context, refinement.offsets, padded, rows, cols,
+                      *image.shape[:2])
+    return self.latent_codec.encode(y, refinement.refined_from)
 
   def _refined(self, y: np.ndarray, context: np.ndarray, offsets: np.ndarray,
                padded_image: np.ndarray, rows: tiling.AxisTiles, cols: tiling.AxisTiles,
@@ -269,17 +250,25 @@ class Codec:
     header = bitstream.Header(self.fingerprint, image.shape[0], image.shape[1],
                               architecture=self.architecture, model=self.name, step=self.step,
                               index_checksum=bitstream.index_checksum(encoded.indexes))
-    return bitstream.pack(header, encoded.streams), encoded
+    data = bitstream.pack(header, encoded.streams)
+    if image.size < len(data):
+      # A tiny image, whose pixels may take fewer bytes than its coded latents: then the file
+      # holds them, losslessly.
+      raw = bitstream.pack_raw(dataclasses.replace(header, index_checksum=None), image)
+      data = min(data, raw, key=len)
+    return data, encoded
 
   def decompress(self, data: bytes) -> np.ndarray:
     """.eic bytes → uint8 (H, W, 3); raises bitstream.BitstreamError for any bad input."""
     header, streams = bitstream.unpack(data)
-    self._check_model(header)
     bitstream.check_size(header, self.max_pixels)
-    if len(streams) != self.model.num_streams:
+    if header.raw:  # pixels, which need no model
+      return np.frombuffer(streams[0], np.uint8).reshape(header.height, header.width, 3).copy()
+    self._check_model(header)
+    if len(streams) != self.latent_codec.num_streams:
       raise bitstream.BitstreamError(
           f"corrupted file: {len(streams)} streams where {self.architecture} writes "
-          f"{self.model.num_streams}")
+          f"{self.latent_codec.num_streams}")
 
     def verify(indexes: np.ndarray) -> None:
       if (header.index_checksum is not None
@@ -292,7 +281,7 @@ class Codec:
             "docs/bitstream.md.")
 
     shape = self.latent_shape(header.height, header.width)
-    y_hat = self.model.decode_latents(self, streams, shape, verify)
+    y_hat = self.latent_codec.decode(streams, shape, verify)
     return self.reconstruct(y_hat, header.height, header.width)
 
   def _check_model(self, header: bitstream.Header) -> None:
@@ -309,7 +298,7 @@ class Codec:
     written = ""
     # The shipped releases know the commit that holds earlier weights, and for version-1 files
     # (no name or step in the file) also which model and step wrote them.
-    release = pretrained.find_release(header.fingerprint.hex())
+    release = shipped.find_release(header.fingerprint.hex())
     if release:
       if header.version == 1:
         name, step = release[0], release[1]["step"]
@@ -320,18 +309,10 @@ class Codec:
     if name and name == self.name and architecture == self.architecture:
       raise bitstream.BitstreamError(
           f"compressed with earlier weights of {name}: the file was written by {written}; "
-          f"this copy is {this}. Decode it with the weights that wrote it (README: \"Files "
+          f"this copy is {this}. Decode it with the weights that wrote it (docs/usage.md: \"Files "
           "from earlier weights\")")
     raise bitstream.BitstreamError(
         f"compressed with a different model: the file was written by {written}; this is {this}")
-
-
-def _float64():
-  """A context in which JAX computes in float64 (the switch moved in JAX 0.6)."""
-  if hasattr(jax, "enable_x64"):
-    return jax.enable_x64(True)
-  from jax.experimental import enable_x64  # pylint: disable=import-outside-toplevel
-  return enable_x64()
 
 
 def _describe(architecture: str, name: str, step: int, fingerprint: bytes) -> str:
@@ -365,7 +346,7 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
   return image_io.to_rgb(Image.fromarray(image))
 
 
-def _fingerprint(tables: dict[str, range_coding.Tables], params: Any,
+def _fingerprint(tables: dict[str, range_coder.IntegerTables], params: Any,
                  decoder_modules: tuple[str, ...]) -> bytes:
   """What a decoder depends on: the integer coding tables and the parameters it reads."""
   digest = hashlib.sha256(b"".join(table.to_bytes() for table in tables.values()))
@@ -377,36 +358,21 @@ def _fingerprint(tables: dict[str, range_coding.Tables], params: Any,
   return digest.digest()[:bitstream.FINGERPRINT_SIZE]
 
 
-def export(workdir: str) -> tuple[Any, dict[str, range_coding.Tables] | None, int]:
-  """Exports the latest training checkpoint of `workdir`: parameters and, where the range coder
-  is installed, coding tables. Returns them with the step."""
-  config = checkpoints.load_config(workdir)
-  with checkpoints.checkpoint_manager(workdir) as manager:
-    if manager.latest_step() is None:
-      raise FileNotFoundError(f"{workdir} has no checkpoint to export")
-    params, step = checkpoints.restore_params(manager)
-  tables = checkpoints.save_export(workdir, params, step, config)
-  return params, tables, step
-
-
 def load_codec(workdir: str, max_pixels: int = DEFAULT_MAX_PIXELS, refine_steps: int = 0
                ) -> Codec:
-  """Restores a codec from a training workdir or a shipped model's name (see list_models),
-  bringing the export up to date first (see the module's docstring). `refine_steps`: see
-  Codec."""
-  workdir = pretrained.resolve(workdir)
+  """Restores a codec from a training workdir or a shipped model's name (see list_models);
+  reads only. An export older than the workdir's training, or without coding tables, raises
+  StaleExportError naming the command that updates it (export.py). `refine_steps`: see Codec."""
+  workdir = shipped.resolve(workdir)
   config = checkpoints.load_config(workdir)
-  trained = checkpoints.latest_step(workdir)
-  exported = checkpoints.latest_step(workdir, checkpoints.EXPORT_DIR)
-  if trained is not None and (exported is None or trained > exported):
+  reason = export_lib.pending(workdir)
+  if reason is not None:
     tensorflow_setup.require_coding(f"a codec for {workdir}")
-    params, tables, step = export(workdir)
-  else:
-    params, tables, step = checkpoints.restore_export(workdir)
-    if tables is None:
-      tensorflow_setup.require_coding(f"building the coding tables of {workdir}")
-      tables = checkpoints.save_export(workdir, params, step, config)
-  return Codec(config, params, tables, max_pixels, refine_steps=refine_steps,
+    raise export_lib.StaleExportError(f"{workdir}: {reason}; bring it up to date with "
+                                      f"{export_lib.command(workdir)}")
+  params, arrays, step = checkpoints.restore_export(workdir)
+  return Codec(config, params, export_lib.tables_from_arrays(arrays, config), max_pixels,
+               refine_steps=refine_steps,
                name=os.path.basename(os.path.normpath(os.path.abspath(workdir))), step=step)
 
 
@@ -416,7 +382,8 @@ def ship(workdir: str, destination: str, describe: Callable[[Codec], dict],
   latest export (parameters stored in `weights_dtype`, e.g. np.float16; as trained if None) and
   as training.json the record `describe` gives for the shipped codec (the copy's weights, named
   after `destination`), with the copy's size in bytes added. Returns the record written."""
-  trained = load_codec(workdir)  # exports the latest checkpoint if the export is older
+  export_lib.update(workdir)
+  trained = load_codec(workdir)
   parent = os.path.dirname(os.path.abspath(destination))
   os.makedirs(parent, exist_ok=True)
   staging = tempfile.mkdtemp(dir=parent, prefix=".tmp-")
@@ -428,17 +395,17 @@ def ship(workdir: str, destination: str, describe: Callable[[Codec], dict],
                       os.path.join(staging, checkpoints.EXPORT_DIR, str(trained.step)))
       params, tables = trained.params, trained.tables
     else:
-      tables = checkpoints.save_export(staging, trained.params, trained.step, trained.config,
-                                       weights_dtype)
+      tables = export_lib.save(staging, trained.params, trained.step, trained.config,
+                               weights_dtype)
       params = checkpoints.rounded_params(trained.params, weights_dtype)
-    shipped = Codec(trained.config, params, tables,
+    copy = Codec(trained.config, params, tables,
                     name=os.path.basename(os.path.normpath(os.path.abspath(destination))),
                     step=trained.step)
-    record = describe(shipped)
+    record = describe(copy)
     record["weights_dtype"] = str(np.dtype(weights_dtype or np.float32))
     record["size_bytes"] = sum(os.path.getsize(os.path.join(folder, name))
                                for folder, _, names in os.walk(staging) for name in names)
-    with open(os.path.join(staging, pretrained.RECORD_FILE), "w") as stream:
+    with open(os.path.join(staging, shipped.RECORD_FILE), "w") as stream:
       json.dump(record, stream, indent=2)
     if os.path.exists(destination):
       shutil.rmtree(destination)

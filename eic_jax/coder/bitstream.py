@@ -1,4 +1,5 @@
-"""The .eic container: a header naming the model, then its range-coded streams.
+"""The .eic container: a header naming the model, then its range-coded streams, or, for an
+image so small that its coded streams would take more bytes than its pixels, the pixels.
 
 Version 2 is written; version 1 (one bls2017 stream, no model name) is still read. See
 docs/bitstream.md.
@@ -40,6 +41,8 @@ class Header:
   step: int = 0
   index_checksum: int | None = None
   version: int = VERSION
+  # The payload is the image's RGB pixels, row by row (a stream count of 0 in the file).
+  raw: bool = False
 
 
 def index_checksum(indexes: np.ndarray) -> int:
@@ -75,14 +78,25 @@ def _name(text: str) -> bytes:
 def pack(header: Header, streams: list[bytes]) -> bytes:
   """A version-2 file: the header's fields, then `streams` (every length but the last is
   stored; the last runs to the end)."""
-  if len(header.fingerprint) != FINGERPRINT_SIZE:
-    raise ValueError(f"fingerprint must be {FINGERPRINT_SIZE} bytes")
   if not 1 <= len(streams) <= MAX_STREAMS:
     raise ValueError(f"a file holds 1 to {MAX_STREAMS} streams, not {len(streams)}")
+  return _pack(header, bytes([len(streams)]) + b"".join(_varint(len(s)) for s in streams[:-1])
+               + b"".join(streams))
+
+
+def pack_raw(header: Header, pixels: np.ndarray) -> bytes:
+  """A version-2 file holding the uint8 RGB `pixels` (height, width, 3) as they are."""
+  if pixels.shape != (header.height, header.width, 3) or pixels.dtype != np.uint8:
+    raise ValueError(f"expected uint8 pixels of shape {(header.height, header.width, 3)}")
+  return _pack(header, bytes([0]) + np.ascontiguousarray(pixels).tobytes())
+
+
+def _pack(header: Header, payload: bytes) -> bytes:
+  if len(header.fingerprint) != FINGERPRINT_SIZE:
+    raise ValueError(f"fingerprint must be {FINGERPRINT_SIZE} bytes")
   body = (_FIELDS_V2.pack(header.fingerprint, header.height, header.width, header.step,
                           header.index_checksum or 0)
-          + _name(header.architecture) + _name(header.model) + bytes([len(streams)])
-          + b"".join(_varint(len(s)) for s in streams[:-1]) + b"".join(streams))
+          + _name(header.architecture) + _name(header.model) + payload)
   return _PREFIX.pack(MAGIC, VERSION, zlib.crc32(body)) + body
 
 
@@ -119,10 +133,16 @@ def _unpack_v2(data: bytes) -> tuple[Header, list[bytes]]:
     except UnicodeDecodeError as error:
       raise BitstreamError("corrupted header: a name is not UTF-8") from error
     offset += 1 + length
-  if offset >= len(data) or not 1 <= data[offset] <= MAX_STREAMS:
+  if offset >= len(data) or not 0 <= data[offset] <= MAX_STREAMS:
     raise BitstreamError("corrupted header: invalid stream count")
   count = data[offset]
   offset += 1
+  if count == 0:
+    if len(data) - offset != 3 * height * width:
+      raise BitstreamError(f"corrupted file: {len(data) - offset} bytes of pixels for a "
+                           f"{height}x{width} image")
+    return Header(fingerprint, height, width, architecture=names[0], model=names[1], step=step,
+                  index_checksum=checksum, version=2, raw=True), [data[offset:]]
   lengths = []
   for _ in range(count - 1):
     length, offset = _read_varint(data, offset)

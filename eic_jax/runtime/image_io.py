@@ -15,7 +15,7 @@ import os
 import numpy as np
 from PIL import features, Image, ImageOps
 
-from eic_jax import atomic_files
+from eic_jax.runtime import atomic_files
 
 # Pillow's decompression-bomb guard is replaced by the caller's explicit pixel limit.
 Image.MAX_IMAGE_PIXELS = None

@@ -6,9 +6,10 @@ WORKDIR/checkpoints/<step>/   training state (parameters, optimiser state, step)
 WORKDIR/export/<step>/        inference only: parameters and the integer coding tables
 WORKDIR/metrics.jsonl         training and validation scalars (see training_log.py)
 
-An export written where the range coder is not installed holds the parameters only; the codec
-adds the coding tables where it is (codec.load_codec), by the same rule that exports a newer
-training checkpoint.
+The coding tables are opaque arrays here: the models build them and read them back
+(codec/export.py).
+An export written where the range coder is not installed holds the parameters only. Nothing
+here writes unless asked to: reading a workdir or a shipped model changes nothing.
 """
 
 import json
@@ -23,11 +24,8 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from eic_jax import atomic_files
-from eic_jax import log_filters
-from eic_jax import models
-from eic_jax.coding import range_coding
-from eic_jax import tensorflow_setup
+from eic_jax.runtime import atomic_files
+from eic_jax.runtime import log_filters
 
 # Also for notebooks and scripts that never go through main.
 log_filters.quiet_libraries()
@@ -178,44 +176,44 @@ def rounded_params(params: Any, dtype: Any) -> Any:
   return _floats_as(_floats_as(params, dtype), np.float32)
 
 
-def save_export(workdir: str, params: Any, step: int, config: ml_collections.ConfigDict,
-                weights_dtype: Any = None) -> dict[str, range_coding.Tables] | None:
-  """Writes the inference-only export: `params` and, where the range coder is installed, the
-  integer coding tables of the model's entropy models, which it returns.
+def save_export(workdir: str, params: Any, step: int, tables: dict | None,
+                weights_dtype: Any = None) -> None:
+  """Writes the inference-only export: `params` and, when given, the coding tables' arrays.
 
   `weights_dtype` (e.g. np.float16) stores the floating-point parameters in that type, to halve
-  a shipped model's size; the tables are then built from the rounded parameters, the ones a
-  restore gives (in float32)."""
+  a shipped model's size (build the tables from `rounded_params`, the values a restore gives)."""
   params = jax.device_get(params)
-  stored = params
-  if weights_dtype is not None:
-    stored = _floats_as(params, weights_dtype)
-    params = _floats_as(stored, np.float32)
+  stored = params if weights_dtype is None else _floats_as(params, weights_dtype)
   items = {"params": ocp.args.StandardSave(stored)}
-  tables = None
-  if tensorflow_setup.coding_available():
-    model = models.ARCHITECTURES[models.architecture(config)]
-    tables = model.build_coding_tables(params, config)
-    items["coding_tables"] = ocp.args.StandardSave(range_coding.tables_as_dict(tables))
+  if tables is not None:
+    items["coding_tables"] = ocp.args.StandardSave(tables)
   with _manager(workdir, EXPORT_DIR, 1) as manager:
     if step in manager.all_steps():
       manager.delete(step)  # an export of the same step, written before the tables existed
     manager.save(step, args=ocp.args.Composite(**items), force=True)
     manager.wait_until_finished()
   logging.info("Exported step %d %s to %s", step,
-               "with coding tables" if "coding_tables" in items else
+               "with coding tables" if tables is not None else
                "without coding tables (the range coder is not installed)",
                os.path.join(workdir, EXPORT_DIR))
-  return tables
 
 
 def _zeros_like_metadata(metadata: Any) -> Any:
   return jax.tree_util.tree_map(lambda m: np.zeros(m.shape, m.dtype), metadata)
 
 
-def restore_export(workdir: str) -> tuple[Any, dict[str, range_coding.Tables] | None, int]:
-  """Parameters (in float32, whatever type they are stored in), coding tables (None in an export
-  written without the range coder) and step of the latest export."""
+def export_has_tables(workdir: str) -> bool:
+  """Whether the latest export holds coding tables (read from its metadata alone)."""
+  step = latest_step(workdir, EXPORT_DIR)
+  if step is None:
+    return False
+  with _manager(workdir, EXPORT_DIR, None, read_only=True) as manager:
+    return manager.item_metadata(step).get("coding_tables") is not None
+
+
+def restore_export(workdir: str) -> tuple[Any, dict | None, int]:
+  """Parameters (in float32, whatever type they are stored in), the coding tables' arrays (None
+  in an export written without the range coder) and step of the latest export."""
   step = latest_step(workdir, EXPORT_DIR)
   if step is None:
     raise FileNotFoundError(f"{workdir} has no export")
@@ -224,6 +222,4 @@ def restore_export(workdir: str) -> tuple[Any, dict[str, range_coding.Tables] | 
     items = {name: ocp.args.StandardRestore(_zeros_like_metadata(metadata[name]))
              for name in _ITEMS[EXPORT_DIR] if metadata.get(name) is not None}
     restored = manager.restore(step, args=ocp.args.Composite(**items))
-  tables = restored.get("coding_tables")
-  return (_floats_as(restored["params"], np.float32),
-          None if tables is None else range_coding.tables_from_dict(tables), step)
+  return _floats_as(restored["params"], np.float32), restored.get("coding_tables"), step

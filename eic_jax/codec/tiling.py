@@ -3,17 +3,17 @@
 Along each axis, a signal of n latents (16 pixels each) is covered by tiles whose cores
 partition it; each tile adds `margin` latents of context on both sides, more than the
 transforms' receptive fields, so a tile's core equals the untiled result (positions past the
-signal's edge are zeroed at every layer, see bls2017.restrict). Tile sizes are rounded up to a
-multiple of `bucket` latents, so all images share a few compiled shapes.
+signal's edge are zeroed at every layer, see layers.padding.restrict). Tile sizes are rounded
+up to a multiple of `bucket` latents, so all images share a few compiled shapes.
 """
 
 import dataclasses
 import math
 
-# Defaults: up to 2048x2048-pixel tiles, 64 pixels of context, sizes in steps of 128 pixels.
+from eic_jax.models.base import SHAPE_BUCKET
+
+# Default: tiles of up to 128 latents a side (2048 pixels).
 MAX_TILE = 128
-MARGIN = 4
-BUCKET = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,8 +28,10 @@ class AxisTiles:
   size: int
 
 
-def plan_axis(length: int, max_tile: int = MAX_TILE, margin: int = MARGIN,
-              bucket: int = BUCKET) -> AxisTiles:
+def plan_axis(length: int, max_tile: int, margin: int, bucket: int = SHAPE_BUCKET
+              ) -> AxisTiles:
+  """The tiles of a signal of `length` latents, each of at most `max_tile` with `margin`
+  latents of context (the model's tile_margin) on both sides."""
   if length <= max_tile:
     return AxisTiles(length, (0,), length, 0, bucket * math.ceil(length / bucket))
   count = math.ceil(length / (max_tile - 2 * margin))
