@@ -16,6 +16,7 @@ from eic_jax.layers.padding import extend_edges
 from eic_jax.models.objective import Objective
 from eic_jax.storage import checkpoints
 from eic_jax.training import input_pipeline
+from eic_jax.training import resume
 from eic_jax.training import stages
 from eic_jax.training import train
 from eic_jax.training import training_log
@@ -191,7 +192,9 @@ def test_stages_follow_resumes_with_other_flags_and_runs_started_from_an_export(
   learning_rate, lmbda = smoke_config.learning_rate, smoke_config.lmbda
   smoke_config.learning_rate = learning_rate / 10
   smoke_config.num_train_steps = 3
-  train.train_and_evaluate(smoke_config, first)
+  with pytest.raises(resume.ChangedConfigError, match=r"learning_rate: 0\.001 → 0\.0001"):
+    train.train_and_evaluate(smoke_config, first)
+  train.train_and_evaluate(smoke_config, first, allow_changes=True)
   smoke_config.init_from = first
   smoke_config.lmbda = 2 * lmbda
   smoke_config.num_train_steps = 5

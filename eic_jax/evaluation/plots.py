@@ -67,7 +67,9 @@ def rd_figure(curves: Sequence[dict], path: str, title: str = "", focus: int = 1
 def training_figure(workdir: str, path: str) -> None:
   """bpp, MSE and loss against step, training and validation."""
   scalars = training_log.read_scalars(workdir)
-  figure, axes = plt.subplots(1, 3, figsize=(15, 4))
+  # Constrained layout keeps each axis's label clear of its tick labels (log-scale ticks like
+  # 2×10² are wide).
+  figure, axes = plt.subplots(1, 3, figsize=(15, 4), layout="constrained")
   for axis, metric in zip(axes, ("bpp", "mse", "loss")):
     for split in ("train", "valid"):
       tag = f"{split}_{metric}"

@@ -8,6 +8,7 @@ and TPU.
 
 import functools
 import importlib.util
+import sys
 from types import ModuleType
 
 CODING_INSTALL = "pip install 'eic_jax[coding]' (in a checkout: pip install -e '.[coding]')"
@@ -28,9 +29,22 @@ def coding_available() -> bool:
           and importlib.util.find_spec("tensorflow_compression_ops") is not None)
 
 
+# TensorFlow 2.17 imports Keras's optimizers eagerly (to register them for SavedModels), about
+# 1.5 s of its 4–5 s import on 2 cores; nothing here uses Keras. A None entry makes that import
+# fail, which TensorFlow catches; it is removed again, so that Keras still imports on request.
+_SKIPPED_EAGER_IMPORT = "keras.src.optimizers"
+
+
 @functools.cache
 def _import_tensorflow() -> ModuleType:
-  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  skip = _SKIPPED_EAGER_IMPORT not in sys.modules
+  if skip:
+    sys.modules[_SKIPPED_EAGER_IMPORT] = None
+  try:
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  finally:
+    if skip and sys.modules.get(_SKIPPED_EAGER_IMPORT, 0) is None:
+      del sys.modules[_SKIPPED_EAGER_IMPORT]
   tf.config.set_visible_devices([], "GPU")
   try:
     tf.config.set_visible_devices([], "TPU")

@@ -1,6 +1,7 @@
 """Training: rate–distortion objective, jit-compiled steps, evaluation and the training loop."""
 
 import concurrent.futures
+import contextlib
 import functools
 import logging
 import math
@@ -25,8 +26,10 @@ from eic_jax.models.objective import Objective, bits_per_pixel
 from eic_jax.runtime import compiler_options
 from eic_jax.storage import checkpoints
 from eic_jax.storage import shipped
+from eic_jax.training import graceful_stop
 from eic_jax.training import input_pipeline
 from eic_jax.training import parallel
+from eic_jax.training import resume
 from eic_jax.training import training_log
 
 
@@ -291,13 +294,16 @@ def _periodic(step: int, every: int, last_step: int) -> bool:
   return step == last_step or (every > 0 and step % every == 0)
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
-                       ) -> train_state.TrainState:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       allow_changes: bool = False) -> train_state.TrainState:
   """Trains in `workdir`, resuming from its latest checkpoint, and returns the final state.
 
-  Data-parallel over every device (see parallel.py); `config.batch_size` is the global batch.
-  At the end, the final parameters are exported for compression, with their coding tables
-  where the range coder is installed (see checkpoints.py).
+  A resume whose `config` changes what is trained is refused unless `allow_changes` (see
+  resume.py). Data-parallel over every device (see parallel.py); `config.batch_size` is the
+  global batch. At the end, the final parameters are exported for compression, with their
+  coding tables where the range coder is installed (see codec/export.py). SIGINT or SIGTERM
+  stops after the current step with a checkpoint and an export, raising
+  graceful_stop.StoppedBySignal.
   """
   check_quantization(config.quantization)
   model = create_model(config)
@@ -307,7 +313,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   valid_images = (input_pipeline.validation_images(
       config.valid_glob, config.valid_patch_size, config.num_valid_images)
                   if config.valid_glob else None)
+  if checkpoints.latest_step(workdir) is not None:
+    resume.check(checkpoints.load_config(workdir), config, workdir, allow_changes)
   checkpoints.ensure_writable(workdir)
+  logging.info("Training %s in %s on %d images; decoding them first", models.architecture(config),
+               workdir, len(loaders))
   mesh = parallel.create_mesh()
   local_batch_size = parallel.local_batch_size(config.batch_size, mesh)
   replicated = parallel.replicated(mesh)
@@ -317,6 +327,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
   state = jax.device_put(create_train_state(config, init_rng), replicated)
   manager = checkpoints.checkpoint_manager(workdir, config.max_checkpoints_to_keep)
   writer = None
+  stack = contextlib.ExitStack()
   try:
     restored = checkpoints.restore_latest_good(manager, state)
     if restored is not None:
@@ -367,6 +378,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
     train_metrics = no_metrics
     unchecked = None  # (step, loss) not yet read back
     deadline = time.monotonic() + config.time_limit_s if config.time_limit_s > 0 else math.inf
+    logging.info("Compiling the training step, then training from step %d to %d (a report "
+                 "every %d steps)", initial_step, config.num_train_steps,
+                 config.log_every_steps)
+    started = time.monotonic()
+    stop = stack.enter_context(graceful_stop.GracefulStop())
     for step in range(initial_step + 1, config.num_train_steps + 1):
       with jax.profiler.StepTraceAnnotation("train", step_num=step):
         batch = parallel.global_batch(next(batches), mesh)
@@ -374,6 +390,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
                                              train_metrics)
       # The previous step's loss is read while this one runs, so the accelerator never waits
       # for the host; a state is checked before it is saved or reported.
+      if step == initial_step + 1:
+        jax.block_until_ready(loss)
+        logging.info("Step %d done %.1f s after compiling began", step,
+                     time.monotonic() - started)
       _check_finite(unchecked, manager)
       unchecked = (step, loss)
       writer.advance(step)
@@ -382,6 +402,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
         last_step = step
         logging.info("Stopping at step %d: the time limit of %g s is reached", step,
                      config.time_limit_s)
+      if stop.requested():
+        last_step = step
       log = _periodic(step, config.log_every_steps, last_step)
       evaluate_now = valid_images is not None and _periodic(step, config.eval_every_steps,
                                                             last_step)
@@ -401,8 +423,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str
       if step == last_step:
         break
     export.save(workdir, parallel.to_host(state.params), int(state.step), config)
+    if stop.signum is not None:
+      raise graceful_stop.StoppedBySignal(stop.signum, int(state.step), workdir)
     return state
   finally:
+    stack.close()
     manager.wait_until_finished()
     manager.close()
     if writer is not None:

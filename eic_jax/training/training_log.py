@@ -2,7 +2,8 @@
 event files (clu's writer) where TensorFlow is installed.
 
 WORKDIR/metrics.jsonl holds one object per report, {"step": …, "time": …, NAME: value, …}, and
-is appended to when training resumes; a step written again supersedes the earlier line. It needs
+is appended to when training resumes, after the records of steps past the checkpoint it resumes
+from are dropped (a run killed after its last checkpoint logged steps that it trains again). It needs
 nothing beyond the standard library, so a run trained without TensorFlow keeps its curves
 (`experiments/plot.py --kind=training` reads this file, or the event files of older runs).
 clu's own writers cannot serve here: importing clu.metric_writers imports TensorFlow.
@@ -21,6 +22,7 @@ from typing import Any, Iterator
 import numpy as np
 import tqdm
 
+from eic_jax.runtime import atomic_files
 from eic_jax.runtime import tensorflow_setup
 
 METRICS_FILE = "metrics.jsonl"
@@ -44,8 +46,10 @@ class TrainingLog:
                           dynamic_ncols=True, leave=False,
                           disable=not (files and sys.stderr.isatty()))
     self._last = (initial_step, time.perf_counter())
-    self._stream = (open(os.path.join(workdir, METRICS_FILE), "a", buffering=1)
-                    if files else None)
+    path = os.path.join(workdir, METRICS_FILE)
+    if files and os.path.exists(path):
+      _drop_records_after(path, initial_step)
+    self._stream = open(path, "a", buffering=1) if files else None
     self._summary = None
     if files and tensorflow_setup.tensorflow_available():
       tensorflow_setup.tensorflow("TensorBoard event files")
@@ -85,6 +89,13 @@ class TrainingLog:
       self._stream.close()
     if self._summary is not None:
       self._summary.close()
+
+
+def _drop_records_after(path: str, step: int) -> None:
+  """Rewrites the metrics file without the records of steps after `step` (and torn lines)."""
+  kept = [record for record in _records(path) if int(record.get("step", 0)) <= step]
+  with atomic_files.atomic_write(path, "w") as stream:
+    stream.writelines(json.dumps(record) + "\n" for record in kept)
 
 
 def _records(path: str) -> Iterator[dict]:

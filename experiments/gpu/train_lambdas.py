@@ -62,7 +62,8 @@ def _command(args, lmbda: str, workdir: str, time_limit_s: float, extra: list[st
              ) -> list[str]:
   init_from = {"shipped": f"{args.model}-mse-{lmbda}"}.get(
       args.init_from, args.init_from.replace("{lmbda}", lmbda))
-  return [sys.executable, "-m", "eic_jax.main", f"--config={args.config}",
+  # --allow_changes: the second phase resumes each run with its learning-rate drop placed.
+  return [sys.executable, "-m", "eic_jax.main", f"--config={args.config}", "--allow_changes",
           f"--workdir={workdir}", f"--config.model={args.model}", f"--config.lmbda={lmbda}",
           f"--config.init_from={init_from}",
           f"--config.train_glob={args.train_glob}", f"--config.valid_glob={args.valid_glob}",
