@@ -18,7 +18,9 @@ def get_config() -> ml_collections.ConfigDict:
   # Tail mass left outside the coding tables' range; values there are escape-coded.
   config.tail_mass = 2.0**-8
 
-  # Objective: bits per pixel + lmbda · MSE on the 0–255 scale.
+  # Objective: bits per pixel + lmbda · distortion, on the 0–255 scale. distortion: "mse" or
+  # "ms-ssim" (1 − MS-SSIM; crops of at least 176×176; lmbda ≈ 3–60, see models/objective.py).
+  config.distortion = "mse"
   config.lmbda = 0.01
   # Stand-in for rounding in training: "noise" (the paper) or "mixed" (noise for the rate,
   # rounding with straight-through gradients for the synthesis).

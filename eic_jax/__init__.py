@@ -7,7 +7,7 @@
   eic_jax.load_codec(name, refine_steps=500)   # optimises each image's latents: fewer bits
 
 The package's layers, top to bottom (docs/architecture.md): main, tools, evaluation, training,
-codec, models, entropy_models, coder, layers, storage, runtime.
+codec, models, entropy_models, coder, layers, ops, storage, runtime.
 """
 
 import importlib

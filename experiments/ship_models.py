@@ -3,7 +3,8 @@
   python experiments/ship_models.py --workdirs=runs/lmbda_0.0035,runs/lmbda_0.0067,runs/lmbda_0.013 \\
       --eval_glob='../shared/data/valid/*.png' --results=experiments/results
 
-For each workdir: an inference-only copy in eic_jax/pretrained/<architecture>-mse-<λ>/ (parameters
+For each workdir: an inference-only copy in eic_jax/pretrained/<architecture>-<objective>-<λ>/
+(objective: mse or msssim, from config.distortion; parameters
 in float16 unless --weights_dtype=float32) with its training record (steps, data, last
 validation scores, size, the rate it gives the reference photo that the tests check, and the
 fingerprints of the weights shipped under that name before, so that their files can be named).
@@ -63,6 +64,12 @@ def reference_photo():
   return skimage.data.coffee()
 
 
+def shipped_name(config) -> str:
+  """<architecture>-<objective>-<λ>: the name says what the model was optimised for."""
+  objective = {"mse": "mse", "ms-ssim": "msssim"}[config.get("distortion", "mse")]
+  return f"{models.architecture(config)}-{objective}-{config.lmbda}"
+
+
 def _training_record(workdir: str, config) -> dict:
   scalars = training_log.read_scalars(workdir)
   last = {tag: float(values[-1]) for tag, (_, values) in scalars.items()
@@ -70,6 +77,7 @@ def _training_record(workdir: str, config) -> dict:
   steps = {tag: int(steps[-1]) for tag, (steps, _) in scalars.items() if tag.startswith("valid_")}
   final_step = checkpoints.latest_step(workdir, checkpoints.EXPORT_DIR)
   return {"architecture": models.architecture(config), "lmbda": config.lmbda,
+          "distortion": config.get("distortion", "mse"),
           "num_filters": config.num_filters,
           **({"num_latent_filters": config.num_latent_filters}
              if models.architecture(config) == "bmshj2018" else {}),
@@ -111,8 +119,9 @@ def _stage_rows(stages_: list[dict], lmbda: float) -> list[str]:
     schedule = stage.get("learning_rate_schedule", "constant")
     rate = f"{stage['learning_rate']:g}" + ("" if schedule == "constant" else f" ({schedule})")
     globs = stage.get("train_glob", "")
-    rows.append(f"| {first:,}–{last:,} | {stage.get('lmbda', lmbda):g} | {stage.get('trainable', 'all')} | "
-                f"{stage.get('quantization', 'noise')} | {stage['patch_size']} | "
+    rows.append(f"| {first:,}–{last:,} | {stage.get('lmbda', lmbda):g} | "
+                f"{stage.get('trainable', 'all')} | {stage.get('quantization', 'noise')} | "
+                f"{stage['patch_size']} | "
                 f"{stage['batch_size']} | {rate} | `{globs}` |")
   return rows
 
@@ -121,17 +130,20 @@ def model_card(name: str, record: dict, results: str) -> str:
   """MODEL_CARD.md of a shipped model: what it is, how it scored and how it was trained, all
   from its training record and the Set14 curve of its architecture in `results`."""
   # Records of the first shipments name neither the architecture nor the storage type.
-  architecture = models.architecture(checkpoints.load_config(shipped.resolve(name)))
+  config = checkpoints.load_config(shipped.resolve(name))
+  architecture = models.architecture(config)
+  distortion = {"mse": "MSE", "ms-ssim": "(1 − MS-SSIM)"}[config.get("distortion", "mse")]
   width = f"N = {record['num_filters']}" + (
       f", M = {record['num_latent_filters']}" if "num_latent_filters" in record else "")
   lines = [f"# {name}", "",
-           f"A `{architecture}` model ({width}) trained for rate + λ·MSE at λ = "
+           f"A `{architecture}` model ({width}) trained for rate + λ·{distortion} at λ = "
            f"{record['lmbda']:g}: {record['steps']:,} steps, stored as "
            f"{record.get('weights_dtype', 'float32')} ({record['size_bytes'] / 1e6:.1f} MB). This card is "
            f"generated from `training.json` by `experiments/ship_models.py`.", "",
            "```python", "import eic_jax", f'codec = eic_jax.load_codec("{name}")', "```", "",
            "## Scores", ""]
-  curve_path = os.path.join(results, f"{architecture}.json")
+  curve_path = os.path.join(results, architecture + (
+      "" if config.get("distortion", "mse") == "mse" else "_msssim") + ".json")
   if os.path.exists(curve_path):
     curve = rd_curves.load(curve_path)
     if name in curve.get("points", []):
@@ -175,7 +187,7 @@ def main(argv) -> None:
     raise app.UsageError("--workdirs is required (or --cards_only)")
   for workdir in FLAGS.workdirs:
     config = checkpoints.load_config(workdir)
-    name = f"{models.architecture(config)}-mse-{config.lmbda}"
+    name = shipped_name(config)
 
     def describe(codec, workdir=workdir, config=config, name=name):
       _, _, metrics = report.measure(codec, reference_photo())
@@ -193,8 +205,11 @@ def main(argv) -> None:
   files = input_pipeline.list_files(FLAGS.eval_glob)
   by_architecture = {}
   for name in shipped.list_models():
-    architecture = models.architecture(checkpoints.load_config(shipped.resolve(name)))
-    by_architecture.setdefault(architecture, []).append(name)
+    config = checkpoints.load_config(shipped.resolve(name))
+    # One curve per architecture and objective: bls2017, bls2017_msssim, …
+    curve = models.architecture(config) + (
+        "" if config.get("distortion", "mse") == "mse" else "_msssim")
+    by_architecture.setdefault(curve, []).append(name)
   curves = {architecture: _evaluate(names, files, architecture)
             for architecture, names in sorted(by_architecture.items())}
   if FLAGS.refine_steps:

@@ -114,3 +114,25 @@ def test_cli_refines_for_compress_and_evaluate_and_refuses_bad_counts(trained_wo
   assert result.returncode != 0 and "Traceback" not in result.stderr
   assert "error: refine_steps must be a non-negative integer, got -3" in result.stderr
   assert not (tmp_path / "never.eic").exists()
+
+
+@pytest.mark.coding
+def test_refinement_lowers_the_models_own_objective_for_ms_ssim(codec):
+  from eic_jax.codec import codec as codec_lib  # pylint: disable=import-outside-toplevel
+  from eic_jax.models.objective import Objective  # pylint: disable=import-outside-toplevel
+  config = codec.config.copy_and_resolve_references()
+  config.distortion, config.lmbda = "ms-ssim", 30.0
+  plain = codec_lib.Codec(config, codec.params, codec.tables)
+  refined = codec_lib.Codec(config, codec.params, codec.tables, refine_steps=40)
+  image = photo("astronaut", (192, 192))
+  objective = Objective.from_config(config)
+
+  def loss(data):
+    reconstruction = plain.decompress(data)
+    distortion = objective.distortion(image[None].astype(np.float32),
+                                      reconstruction[None].astype(np.float32))[0]
+    return 8 * len(data) / image[:, :, 0].size + config.lmbda * float(distortion)
+
+  assert loss(refined.compress(image)) < loss(plain.compress(image))
+  with pytest.raises(ValueError, match="an image refined of 100x192 pixels is too small"):
+    refined.compress(image[:100])

@@ -336,3 +336,22 @@ def test_training_the_entropy_models_from_the_command_line(trained_workdir, phot
   logged = training_log.read_scalars(workdir)
   assert "train_bpp" in logged
   assert "train_mse" not in logged and "train_loss" not in logged
+
+
+def test_an_ms_ssim_model_trains_on_crops_large_enough_and_refuses_smaller_ones(smoke_config,
+                                                                                 tmp_path):
+  smoke_config.distortion = "ms-ssim"
+  smoke_config.lmbda = 10.0
+  smoke_config.valid_glob = ""
+  with pytest.raises(ValueError, match="a training crop of 32x32 pixels is too small"):
+    train.train_and_evaluate(smoke_config, str(tmp_path / "small"))
+  assert not (tmp_path / "small").exists()
+  for name in ("astronaut", "coffee"):  # photographs larger than the crops
+    Image.fromarray(photo(name, (200, 220))).save(tmp_path / f"{name}.png")
+  smoke_config.train_glob = str(tmp_path / "*.png")
+  smoke_config.patch_size = 176
+  smoke_config.num_train_steps = 4
+  smoke_config.log_every_steps = 2
+  train.train_and_evaluate(smoke_config, str(tmp_path / "msssim"))
+  _, losses = training_log.read_scalars(str(tmp_path / "msssim"))["train_loss"]
+  assert np.all(np.isfinite(losses)) and len(losses) == 2

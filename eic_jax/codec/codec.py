@@ -166,6 +166,7 @@ class Codec:
     y, padded = self._analysis(image)
     if not self.refine_steps:
       return self.latent_codec.encode(y)
+    self.objective.check_size(*image.shape[:2], "an image refined")
     refinement = self.latent_codec.refinement_context(y)
     rows, cols = self._plan(*image.shape[:2])
     y = self._refined(y, refinement.context, refinement.offsets, padded, rows, cols,

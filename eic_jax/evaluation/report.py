@@ -5,7 +5,7 @@ import time
 
 import numpy as np
 
-from eic_jax.evaluation import msssim
+from eic_jax.ops import msssim
 
 
 def distortion(original: np.ndarray, reconstruction: np.ndarray) -> dict[str, float]:

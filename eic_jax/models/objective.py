@@ -1,6 +1,12 @@
 """The rate–distortion objective (Ballé et al. 2017, section 2): rate + λ·distortion, with the
 rate in bits per pixel and the distortion measured on the 0–255 scale.
 
+config.distortion says what λ weighs:
+- "mse": the mean squared error over pixels and channels (λ ≈ 0.0018–0.0483 for 0.1–1.5 bpp);
+- "ms-ssim": 1 − MS-SSIM (Wang, Simoncelli & Bovik 2003; five scales, as the paper and its
+  peers use it), which needs images of at least 176×176 pixels; λ ≈ 3–60 covers about
+  0.15–0.8 bpp, the scale CompressAI's MS-SSIM models use.
+
 Training, validation, evaluation and encode-time latent refinement all take it from here, so a
 model is refined for what it was trained for.
 """
@@ -11,8 +17,11 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-# config.distortion: what λ weighs. "mse": the mean squared error over pixels and channels.
-DISTORTIONS = ("mse",)
+from eic_jax.ops import msssim
+
+DISTORTIONS = ("mse", "ms-ssim")
+# The smallest image side whose distortion each measure defines.
+MIN_SIZES = {"mse": 1, "ms-ssim": msssim.MIN_SIZE}
 
 
 def bits_per_pixel(likelihoods: dict[str, jax.Array], num_pixels: int) -> jax.Array:
@@ -39,10 +48,23 @@ class Objective:
   def from_config(cls, config: ml_collections.ConfigDict) -> "Objective":
     return cls(config.lmbda, config.get("distortion", "mse"))
 
+  def check_size(self, height: int, width: int, what: str) -> None:
+    """Raises ValueError, one line, when images of this size have no such distortion."""
+    minimum = MIN_SIZES[self.distortion_name]
+    if min(height, width) < minimum:
+      raise ValueError(f"{what} of {height}x{width} pixels is too small for the "
+                       f"{self.distortion_name} distortion, which needs at least "
+                       f"{minimum}x{minimum}")
+
   def distortion(self, x: jax.Array, x_hat: jax.Array, weights: jax.Array | None = None
                  ) -> jax.Array:
     """Per image (N, H, W, 3 → N): the distortion of `x_hat`, over the pixels where `weights`
-    (N, H, W) is nonzero, weighted by it, when given."""
+    (N, H, W) is nonzero, weighted by it, when given (for MS-SSIM, whose windows span
+    neighbouring pixels, the pixels outside are taken as perfectly reconstructed)."""
+    if self.distortion_name == "ms-ssim":
+      if weights is not None:
+        x_hat = jnp.where(weights[..., None] > 0, x_hat, x)
+      return 1.0 - msssim.ms_ssim(x, x_hat)
     squared = jnp.square(x - x_hat)
     if weights is None:
       return jnp.mean(squared, axis=(1, 2, 3))

@@ -308,6 +308,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   check_quantization(config.quantization)
   model = create_model(config)
   check_trainable(config, model)
+  objective = Objective.from_config(config)
+  if config.trainable != "entropy_models":  # which trains on the rate alone
+    objective.check_size(config.patch_size, config.patch_size, "a training crop")
+  if config.valid_glob:
+    objective.check_size(config.valid_patch_size, config.valid_patch_size, "a validation crop")
   # The data is found and read before anything is written, so a bad pattern leaves no workdir.
   loaders = input_pipeline.image_loaders(config.train_glob, config.patch_size)
   valid_images = (input_pipeline.validation_images(
@@ -357,7 +362,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
           loaders, local_batch_size, config.patch_size, seed, cache=config.cache_images,
           flips=config.random_flips))
       step = functools.partial(
-          train_step, objective=Objective.from_config(config), quantization=config.quantization,
+          train_step, objective=objective, quantization=config.quantization,
           modules=model.encoder_modules if config.trainable == "encoder" else None)
       no_metrics = Metrics.empty()
     # No buffer donation: an asynchronous checkpoint may still be reading the previous state
@@ -367,8 +372,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                     replicated, replicated),
                       out_shardings=(replicated, replicated, replicated),
                       **compiler_options.jit_kwargs())
-    eval_fn = jax.jit(functools.partial(eval_step, state.apply_fn,
-                                        objective=Objective.from_config(config)),
+    eval_fn = jax.jit(functools.partial(eval_step, state.apply_fn, objective=objective),
                       **compiler_options.jit_kwargs())
     writer = training_log.TrainingLog(workdir, config.num_train_steps, initial_step,
                                       files=jax.process_index() == 0)

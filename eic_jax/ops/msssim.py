@@ -1,5 +1,6 @@
 """Multi-scale structural similarity (Wang, Simoncelli & Bovik 2003), as in
 tf.image.ssim_multiscale: 5 scales, 11×11 Gaussian window with σ = 1.5, K1 = 0.01, K2 = 0.03.
+Differentiable: the evaluation's measure and the MS-SSIM objective's (models/objective.py).
 """
 
 import jax
@@ -11,6 +12,8 @@ FILTER_SIZE = 11
 FILTER_SIGMA = 1.5
 # Each of the 5 scales needs at least one full window after 4 halvings.
 MIN_SIZE = FILTER_SIZE * 2 ** (len(POWER_FACTORS) - 1)
+# Terms at or below this count as zero (their power's gradient would be unbounded).
+_TINY = 1e-12
 
 
 def _gaussian_window(size: int, sigma: float) -> np.ndarray:
@@ -57,9 +60,18 @@ def _ms_ssim(x: jax.Array, y: jax.Array, max_val: float) -> jax.Array:
     if scale:
       x, y = _halve(x), _halve(y)
     ssim, cs = _ssim_terms(x, y, max_val)
-    factors.append(jax.nn.relu(ssim if scale == len(POWER_FACTORS) - 1 else cs))
+    factors.append(ssim if scale == len(POWER_FACTORS) - 1 else cs)
   stacked = jnp.stack(factors, axis=-1)
-  return jnp.mean(jnp.prod(stacked ** jnp.asarray(POWER_FACTORS), axis=-1), axis=-1)
+  return jnp.mean(jnp.prod(_positive_power(stacked, jnp.asarray(POWER_FACTORS)), axis=-1),
+                  axis=-1)
+
+
+def _positive_power(value: jax.Array, power: jax.Array) -> jax.Array:
+  """max(value, 0) ** power (TensorFlow's relu, then the power), with a finite gradient where
+  value ≤ 0: there the plain power's derivative is infinite, which made the first steps of
+  training (noisy reconstructions, negative contrast terms) produce NaN."""
+  positive = value > _TINY
+  return jnp.where(positive, jnp.where(positive, value, 1.0) ** power, 0.0)
 
 
 def ms_ssim(x: jax.Array, y: jax.Array, max_val: float = 255.0) -> jax.Array:
