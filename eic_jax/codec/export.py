@@ -57,11 +57,11 @@ def pending(workdir: str) -> str | None:
   """Why the export of `workdir` is out of date, or None when it is up to date (or there is
   nothing to export yet)."""
   trained = checkpoints.latest_step(workdir)
-  exported = checkpoints.latest_step(workdir, checkpoints.EXPORT_DIR)
+  exported, has_tables = checkpoints.latest_export(workdir)
   if trained is not None and (exported is None or trained > exported):
     return (f"its newest training checkpoint (step {trained:,}) is newer than its export"
             + ("" if exported is None else f" (step {exported:,})"))
-  if exported is not None and not checkpoints.export_has_tables(workdir):
+  if exported is not None and not has_tables:
     return f"its export (step {exported:,}) has no coding tables"
   return None
 

@@ -202,13 +202,15 @@ def _zeros_like_metadata(metadata: Any) -> Any:
   return jax.tree_util.tree_map(lambda m: np.zeros(m.shape, m.dtype), metadata)
 
 
-def export_has_tables(workdir: str) -> bool:
-  """Whether the latest export holds coding tables (read from its metadata alone)."""
-  step = latest_step(workdir, EXPORT_DIR)
-  if step is None:
-    return False
+def latest_export(workdir: str) -> tuple[int | None, bool]:
+  """(step of the latest export or None, whether it holds coding tables), from its metadata
+  alone, with one look at the export folder."""
+  if not os.path.isdir(os.path.join(workdir, EXPORT_DIR)):
+    return None, False
   with _manager(workdir, EXPORT_DIR, None, read_only=True) as manager:
-    return manager.item_metadata(step).get("coding_tables") is not None
+    step = manager.latest_step()
+    tables = step is not None and manager.item_metadata(step).get("coding_tables") is not None
+    return step, tables
 
 
 def restore_export(workdir: str) -> tuple[Any, dict | None, int]:
