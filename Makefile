@@ -1,15 +1,28 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# A second environment for the tests: the newest jax, flax, optax, orbax and NumPy 2, without
-# TensorFlow, as a JAX user's own machine may have them.
+# A second environment for the tests: the newest Python the machine has, with the newest jax,
+# flax, optax, orbax and NumPy 2, without TensorFlow, as a JAX user's own machine may have them.
+# Its Python: the newest python3.13 or later on the PATH that runs (a pyenv shim of a version
+# not selected does not), else pyenv's newest 3.13 or later, else $(PYTHON).
 NEWEST_VENV ?= .venv-newest
+ifndef PYTHON_NEWEST
+PYENV_VERSIONS := $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions
+PYTHON_NEWEST := $(or $(firstword $(foreach v,3.16 3.15 3.14 3.13,$(shell python$(v) -c 'import sys; print(sys.executable)' 2>/dev/null))),$(lastword $(sort $(wildcard $(PYENV_VERSIONS)/3.1[3-9]*/bin/python))),$(PYTHON))
+endif
 NEWEST_PY := $(NEWEST_VENV)/bin/python
 # A pytest worker per core, each taking the next test as it finishes.
 PYTEST_ARGS ?= -q -rs -n auto --dist worksteal
 DEMO_DIR ?= runs/demo
 
 .PHONY: install install-newest demo test bench clean
+
+define VERSIONS
+import sys, jax, flax, optax, orbax.checkpoint as o, numpy
+from eic_jax.coder import coders
+print("Python", sys.version.split()[0], "jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__, "orbax-checkpoint", o.__version__, "numpy", numpy.__version__, "coders:", ", ".join(coders.installed()))
+endef
+export VERSIONS
 
 # --clear: an environment left by a failed install (another Python, say) is made anew.
 $(VENV)/installed: pyproject.toml
@@ -19,7 +32,7 @@ $(VENV)/installed: pyproject.toml
 	touch $@
 
 $(NEWEST_VENV)/installed: pyproject.toml
-	$(PYTHON) -m venv --clear $(NEWEST_VENV)
+	$(PYTHON_NEWEST) -m venv --clear $(NEWEST_VENV)
 	$(NEWEST_PY) -m pip install --quiet --upgrade pip
 	$(NEWEST_PY) -m pip install --quiet --upgrade -e '.[test]'
 	@$(NEWEST_PY) -c 'import importlib.util as u, sys; sys.exit(u.find_spec("tensorflow") is not None)' \
@@ -58,10 +71,11 @@ test:
 	@$(MAKE) --no-print-directory -j2 install install-newest
 	@echo "== Layers: imports only go down (the contract in pyproject.toml)"
 	$(VENV)/bin/lint-imports --no-cache
-	@echo "== Tests with the range coder (jax < 0.6, TensorFlow 2.17)"
+	@echo "== Tests in the [coding] environment: TensorFlow Compression's coder where it installs (Python <= 3.12)"
+	@$(PY) -c "$$VERSIONS"
 	$(PY) -m pytest $(PYTEST_ARGS)
-	@echo "== Tests with the newest jax, flax, optax, orbax and NumPy 2, without TensorFlow"
-	$(NEWEST_PY) -c 'import jax, flax, optax, orbax.checkpoint as o, numpy; print("jax", jax.__version__, "flax", flax.__version__, "optax", optax.__version__, "orbax-checkpoint", o.__version__, "numpy", numpy.__version__)'
+	@echo "== Tests with the newest Python, jax, flax, optax, orbax and NumPy 2, without TensorFlow"
+	@$(NEWEST_PY) -c "$$VERSIONS"
 	$(NEWEST_PY) -m pytest $(PYTEST_ARGS)
 
 bench: install

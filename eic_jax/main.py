@@ -5,6 +5,7 @@
   python -m eic_jax.main --mode=compress --workdir=DIR --input=IMAGE --output=FILE.eic [--verbose]
   python -m eic_jax.main --mode=compress --model=NAME ...    # a shipped model (list_models())
   python -m eic_jax.main --mode=compress ... --refine_steps=500  # optimise the latents first
+  python -m eic_jax.main --mode=compress ... --coder=constriction  # the entropy coder that writes
   python -m eic_jax.main --mode=decompress --input=FILE.eic --output=IMAGE.png  # the file names its model
   python -m eic_jax.main --mode=export --workdir=DIR    # the latest checkpoint, for the codec
   python -m eic_jax.main --mode=compress --model=NAME --input='photos/*.jpg' --output=FOLDER
@@ -29,6 +30,7 @@ import tqdm
 
 # Each mode imports what it needs when it runs (a compress need not load the training code).
 # pylint: disable=import-outside-toplevel
+from eic_jax.coder import coders
 from eic_jax.evaluation import compare
 from eic_jax.runtime import atomic_files
 from eic_jax.runtime import compilation_cache
@@ -73,6 +75,9 @@ flags.DEFINE_integer("refine_steps", 0, "compress, evaluate: optimise each image
                      "this many steps before coding them: slower encoding, a lower rate–"
                      "distortion loss, the same decoder (see eic_jax/codec/latent_refinement.py; "
                      "500 gives most of the gain).")
+flags.DEFINE_enum("coder", None, list(coders.CODERS), "compress, evaluate: the entropy coder "
+                  "that writes the files (default: the first installed of "
+                  f"{', '.join(coders.CODERS)}); files are read with the coder they name.")
 flags.DEFINE_bool("verbose", False, "compress: decode again and print sizes, distortion and rate.")
 flags.DEFINE_bool("distributed", False, "train: start JAX's distributed runtime, detecting the "
                   "cluster (TPU pod, SLURM, Open MPI) unless the three flags below are given.")
@@ -141,7 +146,8 @@ def _load_codec(name: str):
         and checkpoints.latest_step(name, checkpoints.EXPORT_DIR) is None):
       raise FileNotFoundError(_no_export_yet(name))
   kwargs = {} if FLAGS.max_pixels is None else {"max_pixels": FLAGS.max_pixels}
-  codec = codec_lib.load_codec(name, refine_steps=FLAGS.refine_steps, **kwargs)
+  codec = codec_lib.load_codec(name, refine_steps=FLAGS.refine_steps, coder=FLAGS.coder,
+                               **kwargs)
   if workdir:
     workdir_index.remember(codec.fingerprint.hex(), name)
   return codec
@@ -227,7 +233,7 @@ def _run_jobs(jobs: list[tuple[str, str]], code_one) -> None:
 def _compress() -> None:
   _required("input", "output")
   jobs = _jobs((".eic",))
-  tensorflow_setup.require_coding("--mode=compress")
+  coders.get(FLAGS.coder)  # installed, before the model loads
   codec = _load_codec(_models()[0])
   from eic_jax.evaluation import report
 
@@ -253,7 +259,6 @@ def _compress() -> None:
 def _decompress() -> None:
   _required("input", "output")
   jobs = _jobs(tuple(image_io.LOSSLESS_FORMATS))
-  tensorflow_setup.require_coding("--mode=decompress")  # checks the install; imports nothing
   named = _models()[0] if FLAGS.workdir or FLAGS.model else None
   codecs = {}
 
@@ -306,7 +311,7 @@ def _evaluate() -> None:
   if FLAGS.baseline:
     curve = evaluation.evaluate_baseline(FLAGS.baseline, files)
   else:
-    tensorflow_setup.require_coding("--mode=evaluate with a model (real bitstreams)")
+    coders.get(FLAGS.coder)  # installed, before the models load
     names = _models()
     curve = evaluation.evaluate_codecs([_load_codec(n) for n in names], names, files)
   if FLAGS.name:

@@ -21,6 +21,8 @@ from eic_jax.tools import fuzzing
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "A trained workdir.")
+flags.DEFINE_string("coder", None, "The entropy coder that writes the seed files (coder/coders.py; "
+                    "default: the first installed).")
 flags.DEFINE_integer("iterations", 10000, "Number of mutated inputs.")
 flags.DEFINE_integer("seed", 0, "Mutation seed.")
 flags.DEFINE_integer("max_pixels", 2**20, "Decoder limit on image size, checked from the header.")
@@ -36,7 +38,7 @@ def _peak_mb() -> float:
 def main(argv) -> None:
   del argv
   log_filters.quiet_libraries()
-  codec = codec_lib.load_codec(FLAGS.workdir, max_pixels=FLAGS.max_pixels)
+  codec = codec_lib.load_codec(FLAGS.workdir, max_pixels=FLAGS.max_pixels, coder=FLAGS.coder)
   photo = skimage.data.astronaut()
   files = [codec.compress(photo[:h, :w]) for h, w in ((1, 1), (17, 30), (64, 64), (200, 150),
                                                       (512, 512))]

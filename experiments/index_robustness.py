@@ -8,8 +8,9 @@ encoder's, whether the decoder caught it, and whether the pixels are the same. A
 close the encoder's scales come to the scale table's boundaries, the margin that decides how
 much floating-point noise an index survives.
 
-Another machine or backend (a GPU, say) may have no range coder. `--latents_out=DIR` writes
-every file's side latents z and the encoder's indexes to DIR instead; on the other machine
+To compare with another machine or backend (a GPU, say) without compressing there,
+`--latents_out=DIR` writes every file's side latents z and the encoder's indexes to DIR; on the
+other machine
 
   python experiments/index_robustness.py --workdir=... --latents_in=DIR
 
@@ -32,7 +33,7 @@ import numpy as np
 
 from eic_jax.codec import codec as codec_lib
 from eic_jax.coder import bitstream
-from eic_jax.coder import range_coder
+from eic_jax.coder import coders
 from eic_jax.entropy_models import gaussian_conditional
 from eic_jax.models import bmshj2018
 from eic_jax.models import compiled
@@ -47,7 +48,7 @@ flags.DEFINE_string("latents_out", None, "Write each file's z and indexes here, 
                     "--latents_in on another machine, instead of decoding under this "
                     "machine's settings.")
 flags.DEFINE_string("latents_in", None, "Compare the indexes this machine computes from the z "
-                    "in this folder with the encoder's (no range coder needed).")
+                    "in this folder with the encoder's (no images or files needed).")
 flags.DEFINE_string("child", None, "Internal: decode the files in this folder and print JSON.")
 flags.DEFINE_integer("max_tile", 0, "Internal: the child's tile size (0: the default).")
 flags.DEFINE_string("cache", "", "Internal: the child's compilation cache folder ('': none).")
@@ -72,7 +73,7 @@ def _indexes(codec: codec_lib.Codec, data: bytes) -> np.ndarray:
   header, streams = bitstream.unpack(data)
   found = []
   codec.latent_codec.decode(streams, codec.latent_shape(header.height, header.width),
-                            found.append)
+                            found.append, coders.get(header.coder))
   return found[0]
 
 
@@ -80,8 +81,8 @@ def _side_latents(codec: codec_lib.Codec, data: bytes) -> tuple[np.ndarray, tupl
   """A file's decoded z and the shape of its latents y."""
   header, streams = bitstream.unpack(data)
   shape = codec.latent_shape(header.height, header.width)
-  z = range_coder.decode(streams[0], codec.tables["entropy_bottleneck"],
-                          bmshj2018.side_shape(shape, codec.model.num_filters))
+  z = coders.get(header.coder).decode(streams[0], codec.tables["entropy_bottleneck"],
+                                      bmshj2018.side_shape(shape, codec.model.num_filters))
   return z, shape
 
 

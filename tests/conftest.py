@@ -14,7 +14,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from eic_jax.runtime import tensorflow_setup  # noqa: E402  (after the log level)
+from eic_jax.coder import coders  # noqa: E402  (after the log level)
+
+# Tests that code with each coder take `coder` from these; TensorFlow Compression's is marked.
+EVERY_CODER = [pytest.param(name, marks=pytest.mark.tfc) if name == coders.TFC.name else name
+               for name in coders.CODERS]
 
 
 def load_script(path: str) -> types.ModuleType:
@@ -26,15 +30,15 @@ def load_script(path: str) -> types.ModuleType:
 
 
 def pytest_collection_modifyitems(config, items):
-  """Tests marked `coding` need the range coder; where it is not installed they are skipped
-  with the reason in the summary (pytest -rs)."""
+  """Tests marked `tfc` need the [coding] extra (TensorFlow and its Compression range coder);
+  where it is not installed they are skipped with the reason in the summary (pytest -rs)."""
   del config
-  if tensorflow_setup.coding_available():
+  if coders.TFC.available():
     return
-  skip = pytest.mark.skip(reason="needs the range coder (TensorFlow 2.17, "
-                          "tensorflow-compression-ops): the [coding] extra")
+  skip = pytest.mark.skip(reason="needs the [coding] extra: TensorFlow 2.17 and TensorFlow "
+                          "Compression's range coder (Python <= 3.12)")
   for item in items:
-    if "coding" in item.keywords:
+    if "tfc" in item.keywords:
       item.add_marker(skip)
 
 

@@ -2,6 +2,7 @@
 
 import pytest
 
+from eic_jax.coder import coders
 from eic_jax.models import bls2017
 from eic_jax.tools import bench
 
@@ -36,7 +37,6 @@ def test_the_encoders_step_skips_the_synthesis_kernel_gradients():
   assert (full["train_step_gflop"] - encoder["train_step_gflop"]) * 1e9 > 2 * sum(macs)
 
 
-@pytest.mark.coding
 def test_codec_floors_count_the_transforms_of_every_tile():
   codec = bench.load_codec(None)
   size = 256
@@ -49,7 +49,6 @@ def test_codec_floors_count_the_transforms_of_every_tile():
   assert codec.compiled_transforms(3 * codec.max_tile * bls2017.DOWNSAMPLING, size)[2] > 1
 
 
-@pytest.mark.coding
 def test_codec_measurements_for_the_hyperprior():
   codec = bench.load_codec(None, "bmshj2018")
   assert codec.architecture == "bmshj2018"
@@ -58,7 +57,7 @@ def test_codec_measurements_for_the_hyperprior():
 
 
 @pytest.mark.parametrize("model", ["bls2017", "bmshj2018"])
-def test_transforms_and_loader_are_measured_without_the_range_coder(model):
+def test_transforms_and_loader_are_measured(model):
   transforms = bench.bench_transforms(repeats=2, num_filters=16, height=64, width=96,
                                       model=model)
   assert transforms["transforms_size"] == "96x64"
@@ -67,3 +66,13 @@ def test_transforms_and_loader_are_measured_without_the_range_coder(model):
   assert step["model"] == model and step["train_step_s"] > 0
   loader = bench.bench_loader(None, threads=2, batch_size=4, patch_size=64, batches=5)
   assert loader["loader_images"] == 8 and loader["loader_crops_per_s"] > 0
+
+
+def test_the_coders_are_measured_side_by_side():
+  rows = bench.bench_coders(1, ("bls2017-mse-0.0067",), height=64, width=96)
+  assert [row["coder"] for row in rows] == coders.installed()
+  for row in rows:
+    assert min(row[key] for key in ("compress_ms", "decompress_ms", "entropy_encode_ms",
+                                     "entropy_decode_ms")) > 0
+    # A 64x96 image: a few bytes of flushing are a large share of few bits.
+    assert -1 < row["streams_over_information_pct"] < 50

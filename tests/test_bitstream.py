@@ -14,7 +14,8 @@ DATA = pathlib.Path(__file__).parent / "data"
 
 def _file(streams=(b"side stream", b"payload bytes"), height=5, width=7, model="mine-0.01"):
   header = bitstream.Header(FINGERPRINT, height, width, architecture="bmshj2018", model=model,
-                            step=1234, index_checksum=bitstream.index_checksum(np.arange(6)))
+                            step=1234, index_checksum=bitstream.index_checksum(np.arange(6)),
+                            coder="constriction")
   return bitstream.pack(header, list(streams))
 
 
@@ -26,11 +27,18 @@ def test_round_trip_keeps_every_field_and_stream():
   streams = [b"z" * 3, b"", b"y" * 300]
   header, unpacked = bitstream.unpack(_file(streams))
   assert unpacked == streams
-  assert (header.height, header.width, header.step, header.version) == (5, 7, 1234, 2)
-  assert (header.architecture, header.model) == ("bmshj2018", "mine-0.01")
+  assert (header.height, header.width, header.step, header.version) == (5, 7, 1234, 3)
+  assert (header.architecture, header.model, header.coder) == ("bmshj2018", "mine-0.01",
+                                                               "constriction")
   assert header.index_checksum == bitstream.index_checksum(np.arange(6))
-  # Fixed fields, two names, a stream count and one length byte per stream but the last.
-  assert len(_file(streams)) - 303 == 32 + 1 + 9 + 1 + 9 + 1 + 2
+  # Fixed fields, three names, a stream count and one length byte per stream but the last.
+  assert len(_file(streams)) - 303 == 32 + 1 + 9 + 1 + 9 + 1 + 12 + 1 + 2
+
+
+def test_version_2_files_name_no_coder_and_were_written_by_tensorflow_compressions():
+  header, streams = bitstream.unpack((DATA / "coffee-bls2017-version2-tfc.eic").read_bytes())
+  assert (header.version, header.coder, header.model) == (2, "tfc", "bls2017-mse-0.0067")
+  assert (header.height, header.width) == (64, 96) and len(streams) == 1
 
 
 def test_version_1_files_still_unpack():
@@ -52,9 +60,10 @@ def test_version_1_files_still_unpack():
     (_file()[:3] + b"\x07" + _file()[4:], "unsupported format version 7"),
     (_with_valid_crc(_file()[:32] + b"\xff" + _file()[33:]), "a name runs past"),
     (_with_valid_crc(_file()[:32] + b"\x02\xff\xfe" + _file()[35:]), "not UTF-8"),
-    (_with_valid_crc(_file()[:52] + b"\x09" + _file()[53:]), "invalid stream count"),
-    (_with_valid_crc(_file()[:53] + b"\x7f" + _file()[54:]), "streams are shorter"),
-    (_with_valid_crc(_file()[:53] + b"\xff\xff\xff\xff\xff" + _file()[54:]), "stream length"),
+    (_with_valid_crc(_file()[:52] + b"\x7f" + _file()[53:]), "a name runs past"),
+    (_with_valid_crc(_file()[:65] + b"\x09" + _file()[66:]), "invalid stream count"),
+    (_with_valid_crc(_file()[:66] + b"\x7f" + _file()[67:]), "streams are shorter"),
+    (_with_valid_crc(_file()[:66] + b"\xff\xff\xff\xff\xff" + _file()[67:]), "stream length"),
 ])
 def test_bad_files_raise_the_documented_error(data, message):
   with pytest.raises(bitstream.BitstreamError, match=message):

@@ -12,7 +12,6 @@ from eic_jax.coder import bitstream
 from tests.conftest import ROOT, photo
 
 
-@pytest.mark.coding
 def test_other_layouts_are_converted_and_bad_arrays_refused(codec):
   gray = photo("camera", (40, 40))
   assert codec.decompress(codec.compress(gray)).shape == (40, 40, 3)
@@ -24,7 +23,6 @@ def test_other_layouts_are_converted_and_bad_arrays_refused(codec):
     codec.compress(np.zeros((8, 8, 5), np.uint8))
 
 
-@pytest.mark.coding
 def test_errors_raise_the_documented_exception(codec, trained_workdir, tmp_path):
   data = codec.compress(photo("chelsea", (48, 64)))
   flipped = bytearray(data)
@@ -55,7 +53,6 @@ def _cli(*args):
                         capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.coding
 def test_fresh_process_decodes_identical_pixels_from_only_the_workdir(codec, trained_workdir,
                                                                        tmp_path):
   from PIL import Image  # pylint: disable=import-outside-toplevel
@@ -79,7 +76,6 @@ def test_fresh_process_decodes_identical_pixels_from_only_the_workdir(codec, tra
                                 codec.decompress(compressed.read_bytes()))
 
 
-@pytest.mark.coding
 def test_cli_errors_are_one_line_and_leave_no_output(trained_workdir, tmp_path):
   broken = tmp_path / "broken.eic"
   broken.write_bytes(b"EIC\x01" + bytes(30))
@@ -99,7 +95,6 @@ def test_cli_errors_are_one_line_and_leave_no_output(trained_workdir, tmp_path):
   assert not (tmp_path / "x.eic").exists()
 
 
-@pytest.mark.coding
 def test_compiled_transforms_persist_across_processes(trained_workdir, tmp_path):
   from PIL import Image  # pylint: disable=import-outside-toplevel
   source = tmp_path / "in.png"
@@ -111,7 +106,6 @@ def test_compiled_transforms_persist_across_processes(trained_workdir, tmp_path)
   assert any("analyze_tile" in path.name for path in cache.iterdir())
 
 
-@pytest.mark.coding
 def test_benchmark_measures_one_size_in_its_own_process(trained_workdir):
   result = subprocess.run([sys.executable, "-m", "eic_jax.tools.bench", "--scaling_child=0.05",
                            f"--workdir={trained_workdir}"], cwd=ROOT, capture_output=True,
@@ -123,7 +117,6 @@ def test_benchmark_measures_one_size_in_its_own_process(trained_workdir):
   assert 0.04 < row["megapixels"] < 0.06 and row["peak_rss_mb"] > 100
 
 
-@pytest.mark.coding
 def test_small_images_keep_their_colour():
   codec = codec_lib.load_codec("bls2017-mse-0.0067")
   red = np.array([[[200, 30, 40]]], np.uint8)
@@ -136,7 +129,6 @@ def test_small_images_keep_their_colour():
     assert 10 * np.log10(255**2 / np.mean((decoded - image.astype(float))**2)) > 35
 
 
-@pytest.mark.coding
 @pytest.mark.parametrize("workdir_fixture", ["trained_workdir", "hyperprior_workdir"])
 def test_a_float16_shipment_is_half_the_size_and_codes_with_the_rounded_weights(
     workdir_fixture, request, tmp_path):
@@ -176,7 +168,6 @@ def test_a_float16_shipment_is_half_the_size_and_codes_with_the_rounded_weights(
   np.testing.assert_array_equal(codec.decompress(data), described["codec"].decompress(data))
 
 
-@pytest.mark.coding
 @pytest.mark.parametrize("workdir_fixture", ["trained_workdir", "hyperprior_workdir"])
 def test_files_written_before_training_the_encoder_alone_decode_the_same_after_it(
     workdir_fixture, request, photo_dir, tmp_path):
@@ -202,7 +193,6 @@ def test_files_written_before_training_the_encoder_alone_decode_the_same_after_i
   np.testing.assert_array_equal(after.decompress(data), before.decompress(data))
 
 
-@pytest.mark.coding
 def test_images_whose_pixels_take_fewer_bytes_than_their_code_are_stored_losslessly(codec):
   shipped = codec_lib.load_codec("bls2017-mse-0.0035")
   for size in (1, 2, 3):
@@ -217,3 +207,26 @@ def test_images_whose_pixels_take_fewer_bytes_than_their_code_are_stored_lossles
       np.testing.assert_array_equal(codec.decompress(data), image)
   assert bitstream.unpack(shipped.compress(np.zeros((1, 1, 3), np.uint8)))[0].raw
   assert not bitstream.unpack(shipped.compress(photo("coffee", (64, 64))))[0].raw
+
+
+def test_the_coder_is_chosen_and_the_file_names_it(codec, trained_workdir):
+  image = photo("coffee", (40, 56))
+  chosen = codec_lib.load_codec(str(trained_workdir), coder="constriction")
+  data = chosen.compress(image)
+  header, streams = bitstream.unpack(data)
+  assert header.coder == "constriction"
+  np.testing.assert_array_equal(codec.decompress(data), chosen.decompress(data))
+  with pytest.raises(ValueError, match="unknown coder 'zstd'; choose one of tfc, constriction"):
+    codec_lib.load_codec(str(trained_workdir), coder="zstd")
+  unknown = bitstream.pack(dataclasses.replace(header, coder="zstd"), streams)
+  with pytest.raises(bitstream.BitstreamError, match="names the entropy coder 'zstd', which"):
+    codec.decompress(unknown)
+
+
+def test_decoding_does_not_import_the_training_loop():
+  result = subprocess.run(
+      [sys.executable, "-c",
+       "import sys, eic_jax.codec.codec; "
+       "print(sorted(m for m in sys.modules if m.startswith('eic_jax.training')))"],
+      cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert result.stdout.strip() == "[]", result.stderr

@@ -98,7 +98,6 @@ def _photos(tmp_path, photo_dir, broken=True):
   return source
 
 
-@pytest.mark.coding
 def test_a_folder_is_coded_in_one_process_and_a_bad_file_does_not_stop_it(tmp_path,
                                                                           photo_dir):
   source = _photos(tmp_path, photo_dir)

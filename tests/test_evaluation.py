@@ -23,7 +23,6 @@ def _run(*args, timeout=600, env=None):
                         timeout=timeout, env=env)
 
 
-@pytest.mark.coding
 def test_evaluate_json_matches_a_per_image_recomputation(codec, trained_workdir, photo_dir,
                                                          tmp_path):
   output = tmp_path / "model.json"
@@ -66,7 +65,6 @@ def _valid_png(path):
     assert image.size[0] > 200 and image.size[1] > 100
 
 
-@pytest.mark.coding
 @pytest.mark.parametrize("workdir,codec_name", [("trained_workdir", "codec"),
                                                 ("hyperprior_workdir", "hyperprior_codec")])
 def test_plots_are_written(request, workdir, codec_name, tmp_path):
@@ -180,7 +178,6 @@ def test_per_image_bd_rates_skip_images_without_the_metric():
     compare.format_table(test, [anchor], "ssim")
 
 
-@pytest.mark.coding
 @pytest.mark.parametrize("model", ["shipped", "workdir"])
 def test_notebook_runs_headless(hyperprior_workdir, tmp_path, model):
   """With the shipped bls2017 default and with a bmshj2018 workdir."""
@@ -205,7 +202,6 @@ def test_notebook_runs_headless(hyperprior_workdir, tmp_path, model):
   assert sorted(p.name for p in tmp_path.iterdir()) == ["figures"]
 
 
-@pytest.mark.coding
 def test_lambda_sweep_trains_evaluates_and_plots(photo_dir, tmp_path):
   result = _run("experiments/lambda_sweep.py", "--config=configs/smoke.py",
                 f"--workdir={tmp_path}", f"--config.train_glob={photo_dir / '*'}",

@@ -11,8 +11,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from eic_jax.storage import checkpoints
 from tests.conftest import ROOT, photo
 
@@ -108,7 +106,6 @@ def test_help_is_printed_to_stdout_with_success():
   assert result.returncode == 0 and "--mode" in result.stdout and not result.stderr
 
 
-@pytest.mark.coding
 def test_decompress_needs_only_the_file(tmp_path, trained_workdir):
   env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
   source = tmp_path / "photo.png"
@@ -135,7 +132,6 @@ def test_decompress_needs_only_the_file(tmp_path, trained_workdir):
   assert result.returncode == 1 and "not both" in result.stderr
 
 
-@pytest.mark.coding
 def test_ctrl_c_during_compress_says_one_line_and_leaves_no_file(tmp_path):
   source, target = tmp_path / "photo.png", tmp_path / "photo.eic"
   from PIL import Image  # pylint: disable=import-outside-toplevel
@@ -153,7 +149,6 @@ def test_ctrl_c_during_compress_says_one_line_and_leaves_no_file(tmp_path):
   assert os.listdir(tmp_path) == ["photo.png"]
 
 
-@pytest.mark.coding
 def test_a_workdir_without_an_export_says_when_its_first_checkpoint_comes(tmp_path):
   workdir = tmp_path / "young"
   workdir.mkdir()

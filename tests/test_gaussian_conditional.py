@@ -5,8 +5,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from eic_jax.coder import range_coder
+from eic_jax.coder import coders
+from eic_jax.coder import tables as coding_tables
+from eic_jax.coder.errors import CodingError
 from eic_jax.entropy_models import gaussian_conditional
+from tests.conftest import EVERY_CODER
 
 
 def _closed_form(value: float, scale: float) -> float:
@@ -53,10 +56,9 @@ def tables():
   return gaussian_conditional.build_tables(gaussian_conditional.scale_table())
 
 
-@pytest.mark.coding
 def test_tables_are_cdfs_that_sum_to_the_precision(tables):
-  assert tables.lookup.shape[0] == 64 and np.all(tables.lookup[:, 0] == -range_coder.PRECISION)
-  total = 2**range_coder.PRECISION
+  assert tables.lookup.shape[0] == 64 and np.all(tables.lookup[:, 0] == -coding_tables.PRECISION)
+  total = 2**coding_tables.PRECISION
   for row, minimum in zip(tables.lookup[:, 1:], tables.minima):
     length = 2 * -minimum + 1
     cdf = row[:length + 2]  # leading zero, regular symbols, escape
@@ -66,37 +68,39 @@ def test_tables_are_cdfs_that_sum_to_the_precision(tables):
   assert np.all(np.diff(tables.minima) <= 0) and tables.minima[0] == -1
 
 
-@pytest.mark.coding
-def test_round_trip_with_an_index_per_element(tables):
+@pytest.mark.parametrize("coder", EVERY_CODER)
+def test_round_trip_with_an_index_per_element(tables, coder):
+  coder = coders.get(coder)
   rng = np.random.default_rng(0)
   table = gaussian_conditional.scale_table()
   indexes = rng.integers(0, 64, (12, 9, 5)).astype(np.int32)
   symbols = np.round(rng.normal(0, table[indexes])).astype(np.int32)
   symbols[0, 0, :3] = [10**6, -(2**30), 0]  # escapes
-  data = range_coder.encode(symbols, tables, indexes)
-  np.testing.assert_array_equal(range_coder.decode(data, tables, symbols.shape, indexes),
-                                symbols)
+  data = coder.encode(symbols, tables, indexes)
+  np.testing.assert_array_equal(coder.decode(data, tables, symbols.shape, indexes), symbols)
   bits = -np.sum(np.log2(np.asarray(gaussian_conditional.likelihoods(
       jnp.asarray(symbols[1:], jnp.float32), jnp.asarray(table[indexes[1:]])))))
-  assert 8 * len(range_coder.encode(symbols[1:], tables, indexes[1:])) <= bits * 1.02 + 64
+  assert 8 * len(coder.encode(symbols[1:], tables, indexes[1:])) <= bits * 1.02 + 64
 
 
-@pytest.mark.coding
-def test_streams_cut_inside_an_escape_are_rejected_not_decoded_for_ever(tables):
-  """The coder reads an escaped value's Elias gamma prefix until a 1 bit, and zeros past the
-  end of the data: without the decoder's guard bytes, a stream cut there never returns."""
+@pytest.mark.parametrize("coder", EVERY_CODER)
+def test_streams_cut_inside_an_escape_are_rejected_not_decoded_for_ever(tables, coder):
+  """TensorFlow Compression's coder reads an escaped value's Elias gamma prefix until a 1 bit,
+  and zeros past the end of the data: without the decoder's guard bytes, a stream cut there
+  never returns."""
+  coder = coders.get(coder)
   import threading  # pylint: disable=import-outside-toplevel
   indexes = np.zeros((64,), np.int32)  # the narrowest table: large values are escapes
   symbols = np.full((64,), 2**20, np.int32)
-  data = range_coder.encode(symbols, tables, indexes)
+  data = coder.encode(symbols, tables, indexes)
   outcomes = []
 
   def decode_every_cut():
     for end in range(len(data)):
       try:
-        range_coder.decode(data[:end], tables, symbols.shape, indexes)
+        coder.decode(data[:end], tables, symbols.shape, indexes)
         outcomes.append("decoded")
-      except range_coder.CodingError:
+      except CodingError:
         outcomes.append("rejected")
 
   worker = threading.Thread(target=decode_every_cut, daemon=True)

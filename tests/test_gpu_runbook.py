@@ -1,4 +1,8 @@
-"""The GPU run book's scripts: training per λ for a wall-clock budget, and packing exports."""
+"""The GPU run book's scripts: training per λ for a wall-clock budget, and packing exports.
+
+They run on a GPU machine's stack, the newest JAX without TensorFlow: `make test` tests them in
+its newest environment, not again in the [coding] one.
+"""
 
 import json
 import os
@@ -10,8 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from eic_jax.coder import coders
 from eic_jax.storage import checkpoints
 from tests.conftest import ROOT, load_script
+
+pytestmark = pytest.mark.skipif(coders.TFC.available(), reason="the GPU run book's scripts are "
+                                "tested where TensorFlow is not installed, as on a GPU machine")
 
 pack_export = load_script("experiments/gpu/pack_export.py")
 photo_subset = load_script("experiments/gpu/photo_subset.py")

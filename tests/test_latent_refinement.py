@@ -55,7 +55,6 @@ def test_refinement_never_raises_the_loss_of_the_rounded_latents():
   np.testing.assert_array_equal(refined, y)
 
 
-@pytest.mark.coding
 def test_refinement_reports_its_progress_tile_by_tile(codec):
   from eic_jax.codec import codec as codec_lib  # pylint: disable=import-outside-toplevel
   refining = codec_lib.Codec(codec.config, codec.params, codec.tables, refine_steps=120,
@@ -73,7 +72,6 @@ def test_refinement_reports_its_progress_tile_by_tile(codec):
   assert refining.compress(photo("astronaut", (200, 100))) == data
 
 
-@pytest.mark.coding
 @pytest.mark.parametrize("steps", [-1, 2.5, True, "10"])
 def test_bad_step_counts_are_refused(trained_workdir, steps):
   from eic_jax.codec import codec as codec_lib  # pylint: disable=import-outside-toplevel
@@ -81,7 +79,6 @@ def test_bad_step_counts_are_refused(trained_workdir, steps):
     codec_lib.load_codec(str(trained_workdir), refine_steps=steps)
 
 
-@pytest.mark.coding
 def test_cli_refines_for_compress_and_evaluate_and_refuses_bad_counts(trained_workdir,
                                                                       photo_dir, tmp_path):
   from tests.test_codec import _cli  # pylint: disable=import-outside-toplevel
@@ -116,7 +113,6 @@ def test_cli_refines_for_compress_and_evaluate_and_refuses_bad_counts(trained_wo
   assert not (tmp_path / "never.eic").exists()
 
 
-@pytest.mark.coding
 def test_refinement_lowers_the_models_own_objective_for_ms_ssim(codec):
   from eic_jax.codec import codec as codec_lib  # pylint: disable=import-outside-toplevel
   from eic_jax.models.objective import Objective  # pylint: disable=import-outside-toplevel

@@ -9,7 +9,7 @@ from eic_jax.runtime import tensorflow_setup
 from tests.conftest import photo
 
 
-@pytest.mark.coding
+@pytest.mark.tfc
 @pytest.mark.parametrize("size", [(176, 176), (256, 300), (213, 187)])
 def test_matches_tensorflow(size):
   tf = tensorflow_setup.tensorflow()
@@ -34,7 +34,7 @@ def test_decibels():
   np.testing.assert_allclose(msssim.to_decibels(np.float32(0.99)), 20.0, rtol=1e-5)
 
 
-@pytest.mark.coding
+@pytest.mark.tfc
 def test_the_ms_ssim_objective_is_one_minus_tensorflows_ms_ssim():
   tf = tensorflow_setup.tensorflow()
   original = photo("astronaut", (192, 200)).astype(np.float32)[None]

@@ -18,7 +18,6 @@ from tests.conftest import ROOT, photo
 
 @pytest.mark.parametrize("case", ["gray", "rgba", "palette", "sixteen_bit", "cmyk_jpeg",
                                   "one_pixel", "odd_size"])
-@pytest.mark.coding
 def test_unusual_images_compress_correctly(codec, tmp_path, case):
   pixels = photo("coffee", (15, 17) if case == "odd_size" else (1, 1) if case == "one_pixel"
                  else (40, 48))
@@ -139,7 +138,6 @@ def test_unwritable_workdir_fails_before_training(smoke_config, tmp_path):
     train.train_and_evaluate(smoke_config, str(blocker / "run"))
 
 
-@pytest.mark.coding
 def test_failed_evaluation_leaves_no_results_file(trained_workdir, photo_dir, tmp_path):
   broken = tmp_path / "images"
   broken.mkdir()
@@ -156,7 +154,6 @@ def test_failed_evaluation_leaves_no_results_file(trained_workdir, photo_dir, tm
   assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".tmp")] == []
 
 
-@pytest.mark.coding
 def test_indexes_recomputed_from_saved_side_latents_match_and_a_changed_one_is_counted(
     hyperprior_workdir, photo_dir, tmp_path):
   """experiments/index_robustness.py's check for another machine (a GPU without the range

@@ -9,7 +9,7 @@ import pytest
 from eic_jax.training import train
 from tests.conftest import ROOT
 
-pytestmark = pytest.mark.coding
+pytestmark = pytest.mark.tfc
 
 
 def test_reference_has_the_same_parameters_as_the_model(smoke_config):

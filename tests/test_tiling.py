@@ -22,7 +22,6 @@ def test_tiles_cover_every_latent_once_with_bucketed_sizes(length):
   assert axis.size <= 1.25 * min(length + 2 * axis.margin, tiling.MAX_TILE) + SHAPE_BUCKET
 
 
-@pytest.mark.coding
 def test_mixed_sizes_share_compiled_shapes(codec):
   fresh = codec_lib.Codec(codec.config, codec.params, codec.tables)
   for height, width in [(100, 120), (90, 128), (128, 97), (120, 111), (33, 65)]:

@@ -355,3 +355,10 @@ def test_an_ms_ssim_model_trains_on_crops_large_enough_and_refuses_smaller_ones(
   train.train_and_evaluate(smoke_config, str(tmp_path / "msssim"))
   _, losses = training_log.read_scalars(str(tmp_path / "msssim"))["train_loss"]
   assert np.all(np.isfinite(losses)) and len(losses) == 2
+
+
+def test_a_partial_last_line_of_the_metrics_is_skipped(tmp_path):
+  (tmp_path / training_log.METRICS_FILE).write_text(
+      '{"step": 1, "train_loss": 2.5}\n{"step": 2, "train_lo')
+  steps, values = training_log.read_scalars(str(tmp_path))["train_loss"]
+  assert steps.tolist() == [1] and values.tolist() == [2.5]

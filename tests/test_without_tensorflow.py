@@ -1,7 +1,9 @@
-"""Training, checkpoints and exports run without TensorFlow; the bits need it and say so.
+"""Training, checkpoints, exports and coding run without TensorFlow, with constriction's coder;
+only TensorFlow Compression's coder needs it, and says so.
 
 Each command runs in a process where TensorFlow cannot be imported (None in sys.modules, as
-importlib treats a missing package), so this also holds where TensorFlow is installed.
+importlib treats a missing package), so this holds where TensorFlow is installed; where it is
+not, the whole suite runs without it, and this module is skipped.
 """
 
 import json
@@ -11,9 +13,14 @@ import sys
 import pytest
 
 from eic_jax.codec import codec as codec_lib
+from eic_jax.coder import bitstream
+from eic_jax.coder import coders
 from eic_jax.storage import checkpoints
 from eic_jax.training import training_log
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.skipif(not coders.TFC.available(), reason="TensorFlow is not "
+                                "installed: every test runs without it")
 
 _WITHOUT_TENSORFLOW = (
     "import runpy, sys; "
@@ -48,10 +55,10 @@ def workdir(tmp_path_factory, photo_dir):
   return workdir
 
 
-def test_training_resumes_and_exports_parameters_without_coding_tables(workdir):
+def test_training_resumes_and_exports_parameters_with_coding_tables(workdir):
   assert not list(workdir.glob("events.out.tfevents.*"))
   params, tables, step = checkpoints.restore_export(str(workdir))
-  assert step == 14 and tables is None
+  assert step == 14 and set(tables) == {"entropy_bottleneck"}
   assert set(params) >= {"analysis", "synthesis", "entropy_bottleneck"}
 
 
@@ -64,13 +71,6 @@ def test_metrics_are_json_lines_that_plots_read(workdir):
   steps, losses = scalars["train_loss"]
   assert steps.tolist() == [5, 10, 14] and len(losses) == 3
   assert scalars["steps_per_sec"][1].min() > 0
-
-
-def test_a_partial_last_line_is_skipped(tmp_path):
-  (tmp_path / training_log.METRICS_FILE).write_text(
-      '{"step": 1, "train_loss": 2.5}\n{"step": 2, "train_lo')
-  steps, values = training_log.read_scalars(str(tmp_path))["train_loss"]
-  assert steps.tolist() == [1] and values.tolist() == [2.5]
 
 
 def test_plotting_the_training_curves_needs_no_tensorflow(workdir, tmp_path):
@@ -86,19 +86,45 @@ def test_plotting_the_training_curves_needs_no_tensorflow(workdir, tmp_path):
   assert output.read_bytes().startswith(b"\x89PNG")
 
 
-@pytest.mark.parametrize("mode", ["compress", "decompress"])
-def test_coding_without_the_range_coder_is_one_line_naming_the_install(workdir, tmp_path,
-                                                                      photo_dir, mode):
+def test_files_are_written_and_read_with_constriction(workdir, tmp_path, photo_dir):
   source = next(photo_dir.glob("*.png"))
-  output = tmp_path / ("out.eic" if mode == "compress" else "out.png")
-  result = _main(f"--mode={mode}", f"--workdir={workdir}", f"--input={source}",
+  compressed, decoded = tmp_path / "photo.eic", tmp_path / "photo.png"
+  result = _main("--mode=compress", f"--workdir={workdir}", f"--input={source}",
+                 f"--output={compressed}")
+  assert result.returncode == 0, result.stderr
+  assert bitstream.unpack(compressed.read_bytes())[0].coder == "constriction"
+  result = _main("--mode=decompress", f"--input={compressed}", f"--output={decoded}")
+  assert result.returncode == 0, result.stderr
+  assert decoded.read_bytes().startswith(b"\x89PNG")
+
+
+_TFC_MISSING = ("error: coding with tfc needs TensorFlow Compression's range coder (tfc), which "
+                "is not installed: pip install 'eic_jax[coding]' (in a checkout: pip install -e "
+                "'.[coding]')")
+
+
+def test_asking_for_tensorflow_compressions_coder_is_one_line_naming_the_install(
+    workdir, tmp_path, photo_dir):
+  source = next(photo_dir.glob("*.png"))
+  output = tmp_path / "out.eic"
+  result = _main("--mode=compress", "--coder=tfc", f"--workdir={workdir}", f"--input={source}",
                  f"--output={output}")
   assert result.returncode == 1
-  assert result.stderr.strip().splitlines() == [
-      f"error: --mode={mode} needs the range coder (TensorFlow 2.17 and "
-      "tensorflow-compression-ops), which is not installed: pip install 'eic_jax[coding]' "
-      "(in a checkout: pip install -e '.[coding]')"]
+  assert result.stderr.strip().splitlines() == [_TFC_MISSING]
   assert not output.exists()
+
+
+def test_a_file_of_tensorflow_compressions_coder_names_the_install_where_it_is_missing(
+    workdir, tmp_path, photo_dir):
+  source = next(photo_dir.glob("*.png"))
+  compressed, decoded = tmp_path / "photo.eic", tmp_path / "photo.png"
+  result = _main("--mode=compress", "--coder=tfc", f"--workdir={workdir}", f"--input={source}",
+                 f"--output={compressed}", tensorflow=True)
+  assert result.returncode == 0, result.stderr
+  result = _main("--mode=decompress", f"--input={compressed}", f"--output={decoded}")
+  assert result.returncode == 1
+  assert result.stderr.strip().splitlines() == [_TFC_MISSING]
+  assert not decoded.exists()
 
 
 def test_library_modules_import_without_tensorflow():
@@ -112,15 +138,6 @@ def test_library_modules_import_without_tensorflow():
   assert result.returncode == 0, result.stderr
 
 
-def test_decoding_does_not_import_the_training_loop():
-  result = subprocess.run(
-      [sys.executable, "-c",
-       "import sys, eic_jax.codec.codec; "
-       "print(sorted(m for m in sys.modules if m.startswith('eic_jax.training')))"],
-      cwd=ROOT, capture_output=True, text=True, timeout=300)
-  assert result.stdout.strip() == "[]", result.stderr
-
-
 def test_training_imports_no_tensorflow_until_it_writes_event_files():
   result = subprocess.run(
       [sys.executable, "-c",
@@ -130,20 +147,17 @@ def test_training_imports_no_tensorflow_until_it_writes_event_files():
   assert result.stdout.strip() == "False", result.stderr
 
 
-@pytest.mark.coding
-def test_the_same_workdir_compresses_where_the_range_coder_is_installed(workdir, tmp_path,
-                                                                       photo_dir):
+def test_the_same_workdir_codes_with_tensorflow_compression_where_it_is_installed(
+    workdir, tmp_path, photo_dir):
   source = next(photo_dir.glob("*.png"))
   compressed, decoded = tmp_path / "photo.eic", tmp_path / "photo.png"
   result = _main("--mode=compress", f"--workdir={workdir}", f"--input={source}",
                  f"--output={compressed}", tensorflow=True)
   assert result.returncode == 0, result.stderr
-  assert "export (step 14) has no coding tables" in result.stderr  # the command says it exports
+  assert bitstream.unpack(compressed.read_bytes())[0].coder == "tfc"  # the preferred coder
   result = _main("--mode=decompress", f"--workdir={workdir}", f"--input={compressed}",
                  f"--output={decoded}", tensorflow=True)
   assert result.returncode == 0, result.stderr
-  _, tables, step = checkpoints.restore_export(str(workdir))
-  assert tables is not None and step == 14  # added to the export, same step
   codec = codec_lib.load_codec(str(workdir))
   assert codec.decompress(compressed.read_bytes()).shape == codec_lib.image_io.read_image(
       str(source)).shape

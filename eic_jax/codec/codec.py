@@ -25,7 +25,8 @@ from eic_jax.codec import export as export_lib
 from eic_jax.codec import latent_refinement
 from eic_jax.codec import tiling
 from eic_jax.coder import bitstream
-from eic_jax.coder import range_coder
+from eic_jax.coder import coders
+from eic_jax.coder.tables import IntegerTables
 from eic_jax.entropy_models import entropy_bottleneck
 from eic_jax.entropy_models.quantization import round_around
 from eic_jax.layers.padding import extend_edges
@@ -34,7 +35,6 @@ from eic_jax.models.objective import Objective
 from eic_jax.runtime import atomic_files
 from eic_jax.runtime import compiler_options
 from eic_jax.runtime import image_io
-from eic_jax.runtime import tensorflow_setup
 from eic_jax.storage import checkpoints
 from eic_jax.storage import shipped
 
@@ -45,12 +45,14 @@ class Codec:
   """Compresses uint8 RGB images to bytes and back with one trained model."""
 
   def __init__(self, config: ml_collections.ConfigDict, params: Any,
-               tables: dict[str, range_coder.IntegerTables], max_pixels: int = bitstream.DEFAULT_MAX_PIXELS,
+               tables: dict[str, IntegerTables], max_pixels: int = bitstream.DEFAULT_MAX_PIXELS,
                max_tile: int = tiling.MAX_TILE, refine_steps: int = 0, name: str = "",
-               step: int = 0):
+               step: int = 0, coder: str | None = None):
     """`refine_steps`: optimise each image's latents for that many steps before coding them
     (see latent_refinement.py); 0 codes the analysis transform's latents as they are.
-    `name` and `step` identify the weights in the files this codec writes."""
+    `name` and `step` identify the weights in the files this codec writes. `coder`: the
+    entropy coder that writes them (coder/coders.py; None: the preferred one installed);
+    files are read with the coder they name."""
     if isinstance(refine_steps, bool) or not isinstance(refine_steps, int) or refine_steps < 0:
       raise ValueError(f"refine_steps must be a non-negative integer, got {refine_steps!r}")
     self.config = config
@@ -59,6 +61,7 @@ class Codec:
     self.max_pixels = max_pixels
     self.max_tile = max_tile
     self.refine_steps = refine_steps
+    self.coder = coders.get(coder)
     self.architecture = models.architecture(config)
     self.model = models.create(config)
     self.objective = Objective.from_config(config)
@@ -165,13 +168,13 @@ class Codec:
     image = as_rgb(image)
     y, padded = self._analysis(image)
     if not self.refine_steps:
-      return self.latent_codec.encode(y)
+      return self.latent_codec.encode(y, self.coder)
     self.objective.check_size(*image.shape[:2], "an image refined")
     refinement = self.latent_codec.refinement_context(y)
     rows, cols = self._plan(*image.shape[:2])
     y = self._refined(y, refinement.context, refinement.offsets, padded, rows, cols,
                       *image.shape[:2])
-    return self.latent_codec.encode(y, refinement.refined_from)
+    return self.latent_codec.encode(y, self.coder, refinement.refined_from)
 
   def _refined(self, y: np.ndarray, context: np.ndarray, offsets: np.ndarray,
                padded_image: np.ndarray, rows: tiling.AxisTiles, cols: tiling.AxisTiles,
@@ -249,7 +252,8 @@ class Codec:
     encoded = self.encode(image)
     header = bitstream.Header(self.fingerprint, image.shape[0], image.shape[1],
                               architecture=self.architecture, model=self.name, step=self.step,
-                              index_checksum=bitstream.index_checksum(encoded.indexes))
+                              index_checksum=bitstream.index_checksum(encoded.indexes),
+                              coder=self.coder.name)
     data = bitstream.pack(header, encoded.streams)
     if image.size < len(data):
       # A tiny image, whose pixels may take fewer bytes than its coded latents: then the file
@@ -259,7 +263,8 @@ class Codec:
     return data, encoded
 
   def decompress(self, data: bytes) -> np.ndarray:
-    """.eic bytes → uint8 (H, W, 3); raises bitstream.BitstreamError for any bad input."""
+    """.eic bytes → uint8 (H, W, 3); raises bitstream.BitstreamError for any bad input, and
+    MissingDependencyError for a file whose coder is not installed."""
     header, streams = bitstream.unpack(data)
     bitstream.check_size(header, self.max_pixels)
     if header.raw:  # pixels, which need no model
@@ -280,8 +285,13 @@ class Codec:
             "backend or library version); decode where it was encoded, or re-encode. See "
             "docs/bitstream.md.")
 
+    if header.coder not in coders.CODERS:
+      raise bitstream.BitstreamError(
+          f"the file names the entropy coder {header.coder!r}, which this eic_jax does not know "
+          f"(it knows {', '.join(coders.CODERS)})")
+    coder = coders.get(header.coder)
     shape = self.latent_shape(header.height, header.width)
-    y_hat = self.latent_codec.decode(streams, shape, verify)
+    y_hat = self.latent_codec.decode(streams, shape, verify, coder)
     return self.reconstruct(y_hat, header.height, header.width)
 
   def _check_model(self, header: bitstream.Header) -> None:
@@ -346,7 +356,7 @@ def as_rgb(image: np.ndarray) -> np.ndarray:
   return image_io.to_rgb(Image.fromarray(image))
 
 
-def _fingerprint(tables: dict[str, range_coder.IntegerTables], params: Any,
+def _fingerprint(tables: dict[str, IntegerTables], params: Any,
                  decoder_modules: tuple[str, ...]) -> bytes:
   """What a decoder depends on: the integer coding tables and the parameters it reads."""
   digest = hashlib.sha256(b"".join(table.to_bytes() for table in tables.values()))
@@ -358,21 +368,21 @@ def _fingerprint(tables: dict[str, range_coder.IntegerTables], params: Any,
   return digest.digest()[:bitstream.FINGERPRINT_SIZE]
 
 
-def load_codec(workdir: str, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, refine_steps: int = 0
-               ) -> Codec:
+def load_codec(workdir: str, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, refine_steps: int = 0,
+               coder: str | None = None) -> Codec:
   """Restores a codec from a training workdir or a shipped model's name (see list_models);
   reads only. An export older than the workdir's training, or without coding tables, raises
-  StaleExportError naming the command that updates it (export.py). `refine_steps`: see Codec."""
+  StaleExportError naming the command that updates it (export.py). `refine_steps`, `coder`:
+  see Codec."""
   workdir = shipped.resolve(workdir)
   config = checkpoints.load_config(workdir)
   reason = export_lib.pending(workdir)
   if reason is not None:
-    tensorflow_setup.require_coding(f"a codec for {workdir}")
     raise export_lib.StaleExportError(f"{workdir}: {reason}; bring it up to date with "
                                       f"{export_lib.command(workdir)}")
   params, arrays, step = checkpoints.restore_export(workdir)
   return Codec(config, params, export_lib.tables_from_arrays(arrays, config), max_pixels,
-               refine_steps=refine_steps,
+               refine_steps=refine_steps, coder=coder,
                name=os.path.basename(os.path.normpath(os.path.abspath(workdir))), step=step)
 
 

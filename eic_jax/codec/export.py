@@ -2,9 +2,9 @@
 
 Training writes one at its end. Loading a codec only reads (codec.load_codec): a workdir whose
 newest training checkpoint is newer than its export (an interrupted run), or whose export lacks
-the coding tables (written where the range coder is not installed), is brought up to date by
-`export` — on the command line `--mode=export`, which the codec commands also run by themselves
-when they find an export out of date, and say so.
+the coding tables (written by versions that built them only where TensorFlow was installed), is
+brought up to date by `export` — on the command line `--mode=export`, which the codec commands
+also run by themselves when they find an export out of date, and say so.
 """
 
 import logging
@@ -13,8 +13,7 @@ from typing import Any
 import ml_collections
 
 from eic_jax import models
-from eic_jax.coder import range_coder
-from eic_jax.runtime import tensorflow_setup
+from eic_jax.coder.tables import IntegerTables
 from eic_jax.storage import checkpoints
 
 
@@ -28,28 +27,27 @@ def command(workdir: str) -> str:
 
 
 def coding_tables(params: Any, config: ml_collections.ConfigDict
-                  ) -> dict[str, range_coder.IntegerTables]:
+                  ) -> dict[str, IntegerTables]:
   """The integer coding tables of the model `config` names, with these parameters."""
   return models.ARCHITECTURES[models.architecture(config)].build_coding_tables(params, config)
 
 
 def tables_from_arrays(arrays: dict, config: ml_collections.ConfigDict
-                       ) -> dict[str, range_coder.IntegerTables]:
+                       ) -> dict[str, IntegerTables]:
   return models.ARCHITECTURES[models.architecture(config)].tables_from_arrays(arrays)
 
 
 def save(workdir: str, params: Any, step: int, config: ml_collections.ConfigDict,
-         weights_dtype: Any = None) -> dict[str, range_coder.IntegerTables] | None:
-  """Writes the export of `params` at `step`, with the coding tables where the range coder is
-  installed, and returns those tables. `weights_dtype` (e.g. np.float16): see
-  checkpoints.save_export; the tables are built from the rounded parameters."""
+         weights_dtype: Any = None) -> dict[str, IntegerTables]:
+  """Writes the export of `params` at `step` with their coding tables, and returns the tables.
+  `weights_dtype` (e.g. np.float16): see checkpoints.save_export; the tables are built from the
+  rounded parameters."""
   if weights_dtype is not None:
     params = checkpoints.rounded_params(params, weights_dtype)
-  tables = coding_tables(params, config) if tensorflow_setup.coding_available() else None
-  checkpoints.save_export(
-      workdir, params, step,
-      None if tables is None else {name: table.as_dict() for name, table in tables.items()},
-      weights_dtype)
+  tables = coding_tables(params, config)
+  checkpoints.save_export(workdir, params, step,
+                          {name: table.as_dict() for name, table in tables.items()},
+                          weights_dtype)
   return tables
 
 
@@ -68,8 +66,7 @@ def pending(workdir: str) -> str | None:
 
 def export(workdir: str) -> int:
   """Exports the latest training checkpoint of `workdir` (or adds the coding tables to its
-  export) and returns the step; the range coder must be installed."""
-  tensorflow_setup.require_coding(f"exporting {workdir}")
+  export) and returns the step."""
   config = checkpoints.load_config(workdir)
   if checkpoints.latest_step(workdir) is not None:
     with checkpoints.checkpoint_manager(workdir) as manager:

@@ -1,2 +1,2 @@
-"""Bytes only: the range coder over integer tables and indexes, and the .eic container. Imports no
-density: the entropy models build the tables it reads."""
+"""Bytes only: integer coding tables, the entropy coders that read them, and the .eic container.
+Imports no density: the entropy models build the tables."""

@@ -1,8 +1,9 @@
-"""The .eic container: a header naming the model, then its range-coded streams, or, for an
-image so small that its coded streams would take more bytes than its pixels, the pixels.
+"""The .eic container: a header naming the model and the entropy coder, then the coded streams,
+or, for an image so small that its coded streams would take more bytes than its pixels, the
+pixels.
 
-Version 2 is written; version 1 (one bls2017 stream, no model name) is still read. See
-docs/bitstream.md.
+Version 3 is written; version 2 (no coder name: TensorFlow Compression's range coder) and
+version 1 (one bls2017 stream, no model name) are still read. See docs/bitstream.md.
 """
 
 import dataclasses
@@ -11,9 +12,13 @@ import zlib
 
 import numpy as np
 
+from eic_jax.coder.errors import BitstreamError
+
 MAGIC = b"EIC"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+# The coder of files that do not name one (versions 1 and 2).
+EARLIER_CODER = "tfc"
 FINGERPRINT_SIZE = 8
 MAX_STREAMS = 8
 MAX_NAME_BYTES = 255
@@ -21,19 +26,18 @@ MAX_NAME_BYTES = 255
 DEFAULT_MAX_PIXELS = 2**28
 _PREFIX = struct.Struct(">3sBI")  # magic, version, crc32 of everything after it
 _FIELDS_V2 = struct.Struct(">8sIIII")  # fingerprint, height, width, step, index checksum
+# (versions 2 and 3)
 _FIELDS_V1 = struct.Struct(">8sII")  # fingerprint, height, width (then the crc32)
 V1_HEADER_SIZE = 24
 
 
-class BitstreamError(ValueError):
-  """A compressed file cannot be decoded: not an .eic file, an unsupported version, truncated or
-  corrupted data, a different model, or image dimensions beyond the configured limits."""
 
 
 @dataclasses.dataclass(frozen=True)
 class Header:
   """What a file says about itself. `step` 0 and `architecture` "bls2017" with an empty
-  `model` and no index checksum: a version-1 file, which does not record them."""
+  `model` and no index checksum: a version-1 file, which does not record them. `coder`: the
+  entropy coder that wrote the streams (coders.py)."""
 
   fingerprint: bytes
   height: int
@@ -45,6 +49,7 @@ class Header:
   version: int = VERSION
   # The payload is the image's RGB pixels, row by row (a stream count of 0 in the file).
   raw: bool = False
+  coder: str = EARLIER_CODER
 
 
 def index_checksum(indexes: np.ndarray) -> int:
@@ -78,7 +83,7 @@ def _name(text: str) -> bytes:
 
 
 def pack(header: Header, streams: list[bytes]) -> bytes:
-  """A version-2 file: the header's fields, then `streams` (every length but the last is
+  """A version-3 file: the header's fields, then `streams` (every length but the last is
   stored; the last runs to the end)."""
   if not 1 <= len(streams) <= MAX_STREAMS:
     raise ValueError(f"a file holds 1 to {MAX_STREAMS} streams, not {len(streams)}")
@@ -87,7 +92,7 @@ def pack(header: Header, streams: list[bytes]) -> bytes:
 
 
 def pack_raw(header: Header, pixels: np.ndarray) -> bytes:
-  """A version-2 file holding the uint8 RGB `pixels` (height, width, 3) as they are."""
+  """A version-3 file holding the uint8 RGB `pixels` (height, width, 3) as they are."""
   if pixels.shape != (header.height, header.width, 3) or pixels.dtype != np.uint8:
     raise ValueError(f"expected uint8 pixels of shape {(header.height, header.width, 3)}")
   return _pack(header, bytes([0]) + np.ascontiguousarray(pixels).tobytes())
@@ -103,7 +108,7 @@ def _pack(header: Header, payload: bytes) -> bytes:
     raise ValueError(f"fingerprint must be {FINGERPRINT_SIZE} bytes")
   body = (_FIELDS_V2.pack(header.fingerprint, header.height, header.width, header.step,
                           header.index_checksum or 0)
-          + _name(header.architecture) + _name(header.model) + payload)
+          + _name(header.architecture) + _name(header.model) + _name(header.coder) + payload)
   return _PREFIX.pack(MAGIC, VERSION, zlib.crc32(body)) + body
 
 
@@ -119,18 +124,23 @@ def _unpack_v1(data: bytes) -> tuple[Header, list[bytes]]:
   return Header(fingerprint, height, width, version=1), [payload]
 
 
-def _unpack_v2(data: bytes) -> tuple[Header, list[bytes]]:
-  fixed = _PREFIX.size + _FIELDS_V2.size
-  if len(data) < fixed + 3:
+def _unpack_v2(data: bytes, version: int) -> tuple[Header, list[bytes]]:
+  """Versions 2 and 3, which adds the coder's name after the model's."""
+  name_count = 2 if version == 2 else 3
+  # The fixed fields, a length byte per name and the stream count.
+  smallest = _PREFIX.size + _FIELDS_V2.size + name_count + 1
+  if len(data) < smallest:
     raise BitstreamError(f"truncated file: {len(data)} bytes, shorter than the smallest "
-                         f"header ({fixed + 3} bytes)")
+                         f"header ({smallest} bytes)")
   (_, _, crc) = _PREFIX.unpack_from(data)
   if zlib.crc32(data[_PREFIX.size:]) != crc:
     raise BitstreamError("corrupted or truncated file: the CRC32 check failed")
   fingerprint, height, width, step, checksum = _FIELDS_V2.unpack_from(data, _PREFIX.size)
-  offset = fixed
+  offset = _PREFIX.size + _FIELDS_V2.size
   names = []
-  for _ in range(2):
+  for _ in range(name_count):
+    if offset >= len(data):
+      raise BitstreamError("corrupted header: the names run past the end of the file")
     length = data[offset]
     text = data[offset + 1:offset + 1 + length]
     if len(text) != length:
@@ -149,7 +159,8 @@ def _unpack_v2(data: bytes) -> tuple[Header, list[bytes]]:
       raise BitstreamError(f"corrupted file: {len(data) - offset} bytes of pixels for a "
                            f"{height}x{width} image")
     return Header(fingerprint, height, width, architecture=names[0], model=names[1], step=step,
-                  index_checksum=checksum, version=2, raw=True), [data[offset:]]
+                  index_checksum=checksum, version=version, raw=True,
+                  coder=names[2] if version > 2 else EARLIER_CODER), [data[offset:]]
   lengths = []
   for _ in range(count - 1):
     length, offset = _read_varint(data, offset)
@@ -162,7 +173,8 @@ def _unpack_v2(data: bytes) -> tuple[Header, list[bytes]]:
     offset += length
   streams.append(data[offset:])
   header = Header(fingerprint, height, width, architecture=names[0], model=names[1], step=step,
-                  index_checksum=checksum, version=2)
+                  index_checksum=checksum, version=version,
+                  coder=names[2] if version > 2 else EARLIER_CODER)
   return header, streams
 
 
@@ -178,7 +190,7 @@ def unpack(data: bytes, max_pixels: int | None = None) -> tuple[Header, list[byt
   if version not in READABLE_VERSIONS:
     raise BitstreamError(f"unsupported format version {version}; this eic_jax reads versions "
                          f"{', '.join(map(str, READABLE_VERSIONS))}")
-  header, streams = _unpack_v1(data) if version == 1 else _unpack_v2(data)
+  header, streams = _unpack_v1(data) if version == 1 else _unpack_v2(data, version)
   check_size(header, max_pixels)
   return header, streams
 

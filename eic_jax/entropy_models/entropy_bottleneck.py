@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from eic_jax.coder import range_coder
+from eic_jax.coder import tables as coding_tables
 from eic_jax.entropy_models import deep_factorized
 from eic_jax.entropy_models.quantization import quantize
 
@@ -40,7 +40,7 @@ def _solve_cumulative_logit(density: dict, targets: jax.Array) -> jax.Array:
   return 0.5 * (low + high)
 
 
-def quantiles(density: dict, tail_mass: float = range_coder.DEFAULT_TAIL_MASS) -> jax.Array:
+def quantiles(density: dict, tail_mass: float = coding_tables.DEFAULT_TAIL_MASS) -> jax.Array:
   """Per channel (channels, 3): the lower tail, the median and the upper tail."""
   edge = float(np.log(2.0 / tail_mass - 1.0))
   targets = jnp.array([-edge, 0.0, edge], jnp.float32)
@@ -82,7 +82,7 @@ class EntropyBottleneck(nn.Module):
 
 
 @dataclasses.dataclass(frozen=True)
-class FactorizedTables(range_coder.IntegerTables):
+class FactorizedTables(coding_tables.IntegerTables):
   """One table per channel; latents are coded as integers relative to `medians` (float32, per
   channel)."""
 
@@ -95,17 +95,17 @@ def _sigmoid(logits: np.ndarray) -> np.ndarray:
   return np.exp(-np.logaddexp(0.0, -np.asarray(logits, np.float64)))
 
 
-def build_tables(density: dict, tail_mass: float = range_coder.DEFAULT_TAIL_MASS,
-                 precision: int = range_coder.PRECISION) -> FactorizedTables:
+def build_tables(density: dict, tail_mass: float = coding_tables.DEFAULT_TAIL_MASS,
+                 precision: int = coding_tables.PRECISION) -> FactorizedTables:
   """Quantised CDF tables for every channel of a deep factorized density, each over the
-  integers between its tails (needs the range coder)."""
+  integers between its tails."""
   density = jax.tree_util.tree_map(jnp.asarray, density)
   bounds = np.asarray(quantiles(density, tail_mass))
   centre = bounds[:, 1].astype(np.float32)
   minima = np.floor(bounds[:, 0] - centre).astype(np.int32)
   maxima = np.ceil(bounds[:, 2] - centre).astype(np.int32)
   lengths = maxima - minima + 1
-  range_coder.check_length(int(lengths.max()), "A channel's density", precision)
+  coding_tables.check_length(int(lengths.max()), "A channel's density", precision)
   samples = (np.arange(lengths.max())[None, :] + minima[:, None]).astype(np.float32)
   centres = jnp.asarray(samples + centre[:, None])
   pmf = np.asarray(deep_factorized.likelihood(density, centres), np.float64)
@@ -113,6 +113,6 @@ def build_tables(density: dict, tail_mass: float = range_coder.DEFAULT_TAIL_MASS
   upper = np.asarray(deep_factorized.logits_cumulative(
       density, jnp.asarray((maxima + centre + 0.5)[:, None], jnp.float32)))[:, 0]
   tails = _sigmoid(lower) + _sigmoid(-upper)
-  lookup = range_coder.lookup_rows([pmf[c, :n] for c, n in enumerate(lengths)], tails,
+  lookup = coding_tables.lookup_rows([pmf[c, :n] for c, n in enumerate(lengths)], tails,
                                    precision)
   return FactorizedTables(lookup=lookup, minima=minima, medians=centre)

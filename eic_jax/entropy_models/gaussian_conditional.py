@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from eic_jax.coder import range_coder
+from eic_jax.coder import tables as coding_tables
 from eic_jax.entropy_models.quantization import quantize
 from eic_jax.layers.bounds import lower_bound
 
@@ -61,27 +61,27 @@ class GaussianConditional(nn.Module):
 
 
 @dataclasses.dataclass(frozen=True)
-class GaussianTables(range_coder.IntegerTables):
+class GaussianTables(coding_tables.IntegerTables):
   """One table per entry of the scale table, whose `scales` (float32) it keeps; latents are
   coded as integers."""
 
   scales: np.ndarray
 
 
-def build_tables(scales: np.ndarray, tail_mass: float = range_coder.DEFAULT_TAIL_MASS,
-                 precision: int = range_coder.PRECISION) -> GaussianTables:
+def build_tables(scales: np.ndarray, tail_mass: float = coding_tables.DEFAULT_TAIL_MASS,
+                 precision: int = coding_tables.PRECISION) -> GaussianTables:
   """Quantised CDF tables of the zero-mean Gaussian at every scale of `scales`, each over the
-  integers within its tails (tail_mass / 2 on either side; needs the range coder)."""
+  integers within its tails (tail_mass / 2 on either side)."""
   scales = np.asarray(scales, np.float32)
   edge = -float(jax.scipy.special.ndtri(tail_mass / 2))
   maxima = np.ceil(scales.astype(np.float64) * edge).astype(np.int32)
-  range_coder.check_length(int(2 * maxima.max() + 1), "The widest Gaussian", precision)
+  coding_tables.check_length(int(2 * maxima.max() + 1), "The widest Gaussian", precision)
   pmfs, tails = [], []
   for scale, maximum in zip(scales, maxima):
     integers = jnp.arange(-maximum, maximum + 1, dtype=jnp.float32)
     pmfs.append(np.asarray(likelihoods(integers, jnp.float32(scale)), np.float64))
     tails.append(2.0 * float(jax.scipy.special.ndtr(-(maximum + 0.5) / float(scale))))
-  lookup = range_coder.lookup_rows(pmfs, np.array(tails), precision)
+  lookup = coding_tables.lookup_rows(pmfs, np.array(tails), precision)
   return GaussianTables(lookup=lookup, minima=-maxima, scales=scales)
 
 

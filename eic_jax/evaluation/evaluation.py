@@ -57,7 +57,8 @@ def evaluate_codecs(codecs: Sequence, labels: Sequence[str], files: Sequence[str
                             f"{label} ({i + 1}/{len(codecs)})")
                for i, (codec, label) in enumerate(zip(codecs, labels))]
   order = np.argsort([np.mean([m["bpp"] for m in point]) for point in per_point])
-  description = f"{len(files)} images, real bitstreams"
+  description = (f"{len(files)} images, real bitstreams of "
+                 f"{'/'.join(sorted({codec.coder.name for codec in codecs}))}")
   refine_steps = sorted({codec.refine_steps for codec in codecs})
   if refine_steps != [0]:
     description += f", latents refined for {'/'.join(map(str, refine_steps))} steps"

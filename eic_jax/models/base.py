@@ -4,8 +4,8 @@ An architecture is two things in one model file:
 - a Flax module (`CompressionModel`): the traced computations — transforms, quantisation and
   likelihoods, and whatever its coding needs computed on a whole latent grid;
 - a host-side latent codec (`LatentCodec`), made by the module's `latent_codec` with the
-  compiled functions and the integer tables it needs: it turns latents into range-coded streams
-  and back, in NumPy, on the coder of coder/.
+  compiled functions and the integer tables it needs: it turns latents into coded streams and
+  back, in NumPy, with whichever entropy coder of coder/coders.py it is handed.
 
 The codec (codec/) tiles the main transforms over large images and hands the latents to the
 latent codec; nothing outside a model file knows which architecture it is, and nothing in a
@@ -21,7 +21,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from eic_jax.coder import range_coder
+from eic_jax.coder import tables as coding_tables
+from eic_jax.coder.coders import Coder
 
 # Whole-grid computations of coding (side information, entropy parameters, information
 # content) see their grids zero-padded to multiples of this many positions, and tiles are sized
@@ -32,7 +33,7 @@ SHAPE_BUCKET = 8
 
 @dataclasses.dataclass(frozen=True)
 class EncodedLatents:
-  streams: list[bytes]  # range-coded streams, in the order LatentCodec.decode reads them
+  streams: list[bytes]  # coded streams, in the order LatentCodec.decode reads them
   latents: np.ndarray  # the quantised latents (h, w, C) the decoder will synthesise
   indexes: np.ndarray  # the coding-table index of every coded element (see docs/bitstream.md)
   # Computes the model's information content of what was coded, −Σ log2 P: only when asked
@@ -57,18 +58,18 @@ class RefinementContext:
 
 
 class LatentCodec(Protocol):
-  """Host side of an architecture's coding: latents (h, w, C) ↔ range-coded streams."""
+  """Host side of an architecture's coding: latents (h, w, C) ↔ coded streams."""
 
   num_streams: int
 
-  def encode(self, y: np.ndarray, refined_from: Any = None) -> EncodedLatents:
-    """Range-codes latents; `refined_from`: see RefinementContext."""
+  def encode(self, y: np.ndarray, coder: Coder, refined_from: Any = None) -> EncodedLatents:
+    """Codes latents with `coder`; `refined_from`: see RefinementContext."""
 
   def decode(self, streams: list[bytes], shape: tuple[int, int, int],
-             verify: Callable[[np.ndarray], None]) -> np.ndarray:
-    """The quantised latents from the streams of `encode`. `verify` is called with the table
-    indexes before the latents that use them are decoded; it raises BitstreamError when they
-    are not the encoder's."""
+             verify: Callable[[np.ndarray], None], coder: Coder) -> np.ndarray:
+    """The quantised latents from the streams that `encode` wrote with `coder`. `verify` is
+    called with the table indexes before the latents that use them are decoded; it raises
+    BitstreamError when they are not the encoder's."""
 
   def refinement_context(self, y: np.ndarray) -> RefinementContext:
     """For latent refinement of `y`."""
@@ -90,7 +91,7 @@ class CompressionModel(nn.Module):
   # changes.
   encoder_modules: ClassVar[tuple[str, ...]] = ("analysis",)
   # The integer tables of each entropy model, by name, in the order they are fingerprinted.
-  table_types: ClassVar[dict[str, type[range_coder.IntegerTables]]] = {}
+  table_types: ClassVar[dict[str, type[coding_tables.IntegerTables]]] = {}
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "CompressionModel":
@@ -129,12 +130,12 @@ class CompressionModel(nn.Module):
 
   @classmethod
   def build_coding_tables(cls, params: Any, config: ml_collections.ConfigDict
-                          ) -> dict[str, range_coder.IntegerTables]:
-    """The integer coding tables of every entropy model (needs the range coder)."""
+                          ) -> dict[str, coding_tables.IntegerTables]:
+    """The integer coding tables of every entropy model."""
     raise NotImplementedError
 
   @classmethod
-  def tables_from_arrays(cls, arrays: dict) -> dict[str, range_coder.IntegerTables]:
+  def tables_from_arrays(cls, arrays: dict) -> dict[str, coding_tables.IntegerTables]:
     """The tables of `build_coding_tables` from their stored arrays. An export written before
     models had more than one entropy model stores its one table set flat."""
     if "lookup" in arrays and len(cls.table_types) == 1:
@@ -144,7 +145,7 @@ class CompressionModel(nn.Module):
                        f"those of {cls.__name__} ({', '.join(cls.table_types)})")
     return {name: kind.from_dict(arrays[name]) for name, kind in cls.table_types.items()}
 
-  def latent_codec(self, params: Any, tables: dict[str, range_coder.IntegerTables]
+  def latent_codec(self, params: Any, tables: dict[str, coding_tables.IntegerTables]
                    ) -> LatentCodec:
     """The host-side coder of this model's latents with these weights and tables."""
     raise NotImplementedError

@@ -12,7 +12,8 @@ import jax
 import ml_collections
 import numpy as np
 
-from eic_jax.coder import range_coder
+from eic_jax.coder import tables as coding_tables
+from eic_jax.coder.coders import Coder
 from eic_jax.entropy_models import entropy_bottleneck
 from eic_jax.entropy_models.entropy_bottleneck import EntropyBottleneck, FactorizedTables
 from eic_jax.layers.gdn import GDN
@@ -115,7 +116,7 @@ class FactorizedLatentCodec:
   def refinement_context(self, y: np.ndarray) -> RefinementContext:
     return RefinementContext(np.zeros(y.shape[:2] + (0,), np.float32), self.tables.medians)
 
-  def encode(self, y: np.ndarray, refined_from: Any = None) -> EncodedLatents:
+  def encode(self, y: np.ndarray, coder: Coder, refined_from: Any = None) -> EncodedLatents:
     del refined_from  # the densities do not depend on the latents
     symbols = np.round(y - self.tables.medians).astype(np.int32)
     y_hat = (symbols + self.tables.medians).astype(np.float32)
@@ -124,10 +125,11 @@ class FactorizedLatentCodec:
       bits = self._latent_bits(pad_grid(y_hat)[None], np.zeros((1, 1, 1, 0), np.float32))
       return float(np.sum(bits[0][:y.shape[0], :y.shape[1]]))
 
-    return EncodedLatents([range_coder.encode(symbols, self.tables)], y_hat,
-                          range_coder.channel_indexes(y.shape), information)
+    return EncodedLatents([coder.encode(symbols, self.tables)], y_hat,
+                          coding_tables.channel_indexes(y.shape), information)
 
-  def decode(self, streams: list[bytes], shape: tuple[int, int, int], verify) -> np.ndarray:
-    verify(range_coder.channel_indexes(shape))
-    return (range_coder.decode(streams[0], self.tables, shape)
+  def decode(self, streams: list[bytes], shape: tuple[int, int, int], verify, coder: Coder
+             ) -> np.ndarray:
+    verify(coding_tables.channel_indexes(shape))
+    return (coder.decode(streams[0], self.tables, shape)
             + self.tables.medians).astype(np.float32)

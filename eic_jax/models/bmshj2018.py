@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from eic_jax.coder import range_coder
+from eic_jax.coder import tables as coding_tables
+from eic_jax.coder.coders import Coder
 from eic_jax.entropy_models import entropy_bottleneck
 from eic_jax.entropy_models import gaussian_conditional
 from eic_jax.entropy_models.entropy_bottleneck import EntropyBottleneck, FactorizedTables
@@ -226,15 +227,15 @@ class HyperpriorLatentCodec:
     return RefinementContext(scales.astype(np.float32), np.zeros(y.shape[-1], np.float32),
                              z_symbols)
 
-  def encode(self, y: np.ndarray, refined_from: Any = None) -> EncodedLatents:
+  def encode(self, y: np.ndarray, coder: Coder, refined_from: Any = None) -> EncodedLatents:
     """z is the hyper-analysis of `y`, or, for refined latents, of the latents before
     refinement, whose scales the refinement optimised for (`refined_from`)."""
     z_symbols = self.side_symbols(y) if refined_from is None else refined_from
     z_hat, scales = self.latent_scales(z_symbols, y.shape)
     indexes = gaussian_conditional.scale_indexes(scales, self.latent_tables)
     symbols = np.round(y).astype(np.int32)
-    streams = [range_coder.encode(z_symbols, self.side_tables),
-               range_coder.encode(symbols, self.latent_tables, indexes)]
+    streams = [coder.encode(z_symbols, self.side_tables),
+               coder.encode(symbols, self.latent_tables, indexes)]
     y_hat = symbols.astype(np.float32)
 
     def information() -> float:
@@ -245,14 +246,15 @@ class HyperpriorLatentCodec:
                    + np.sum(y_bits[:y.shape[0], :y.shape[1]]))
 
     return EncodedLatents(streams, y_hat,
-                          np.concatenate([range_coder.channel_indexes(z_symbols.shape).ravel(),
+                          np.concatenate([coding_tables.channel_indexes(z_symbols.shape).ravel(),
                                           indexes.ravel()]), information)
 
-  def decode(self, streams: list[bytes], shape: tuple[int, int, int], verify) -> np.ndarray:
+  def decode(self, streams: list[bytes], shape: tuple[int, int, int], verify, coder: Coder
+             ) -> np.ndarray:
     z_shape = side_shape(shape, self.side_channels)
-    z_symbols = range_coder.decode(streams[0], self.side_tables, z_shape)
+    z_symbols = coder.decode(streams[0], self.side_tables, z_shape)
     _, scales = self.latent_scales(z_symbols, shape)
     indexes = gaussian_conditional.scale_indexes(scales, self.latent_tables)
-    verify(np.concatenate([range_coder.channel_indexes(z_shape).ravel(), indexes.ravel()]))
-    return range_coder.decode(streams[1], self.latent_tables, shape,
+    verify(np.concatenate([coding_tables.channel_indexes(z_shape).ravel(), indexes.ravel()]))
+    return coder.decode(streams[1], self.latent_tables, shape,
                               indexes).astype(np.float32)

@@ -1,9 +1,10 @@
-"""TensorFlow, imported only where it is needed: the range coder (tensorflow-compression-ops)
-that writes and reads the bits, TensorBoard event files and tensorflow-datasets.
+"""TensorFlow, imported only where it is needed: TensorFlow Compression's range coder
+(tensorflow-compression-ops, coder/tfc_range_coder.py), TensorBoard event files and
+tensorflow-datasets.
 
-Everything else (model, training, checkpoints, the transforms) runs without it, on any current
-JAX. When TensorFlow is imported, JAX keeps the accelerators: TensorFlow is kept off every GPU
-and TPU.
+Everything else (model, training, checkpoints, the transforms, coding with constriction) runs
+without it, on any current JAX. When TensorFlow is imported, JAX keeps the accelerators:
+TensorFlow is kept off every GPU and TPU.
 """
 
 import functools
@@ -24,7 +25,8 @@ def tensorflow_available() -> bool:
 
 
 def coding_available() -> bool:
-  """Whether the range coder (TensorFlow and tensorflow-compression-ops) is installed."""
+  """Whether TensorFlow Compression's range coder (TensorFlow and tensorflow-compression-ops) is
+  installed."""
   return (tensorflow_available()
           and importlib.util.find_spec("tensorflow_compression_ops") is not None)
 
@@ -62,19 +64,14 @@ def tensorflow(purpose: str = "this") -> ModuleType:
         f"{purpose} needs TensorFlow, which is not installed: {CODING_INSTALL}") from error
 
 
-def require_coding(purpose: str = "writing and reading .eic bits") -> None:
-  """Raises MissingDependencyError, one line, unless the range coder is installed."""
-  if not coding_available():
-    raise MissingDependencyError(
-        f"{purpose} needs the range coder (TensorFlow 2.17 and tensorflow-compression-ops), "
-        f"which is not installed: {CODING_INSTALL}")
-
-
 @functools.cache
 def coding_ops() -> tuple[ModuleType, ModuleType]:
   """(tensorflow, tensorflow_compression_ops), or MissingDependencyError; looked up once, not
   on every encode and decode."""
-  require_coding()
-  tf = tensorflow("the range coder")
+  if not coding_available():
+    raise MissingDependencyError(
+        "TensorFlow Compression's range coder (TensorFlow 2.17 and tensorflow-compression-ops) "
+        f"is not installed: {CODING_INSTALL}")
+  tf = tensorflow("TensorFlow Compression's range coder")
   import tensorflow_compression_ops as tfc_ops  # pylint: disable=import-outside-toplevel
   return tf, tfc_ops

@@ -8,8 +8,9 @@ WORKDIR/metrics.jsonl         training and validation scalars (see training_log.
 
 The coding tables are opaque arrays here: the models build them and read them back
 (codec/export.py).
-An export written where the range coder is not installed holds the parameters only. Nothing
-here writes unless asked to: reading a workdir or a shipped model changes nothing.
+An export of versions that built the tables only where TensorFlow was installed may hold the
+parameters alone (codec/export.py adds the tables). Nothing here writes unless asked to:
+reading a workdir or a shipped model changes nothing.
 """
 
 import json
@@ -176,25 +177,22 @@ def rounded_params(params: Any, dtype: Any) -> Any:
   return _floats_as(_floats_as(params, dtype), np.float32)
 
 
-def save_export(workdir: str, params: Any, step: int, tables: dict | None,
+def save_export(workdir: str, params: Any, step: int, tables: dict,
                 weights_dtype: Any = None) -> None:
-  """Writes the inference-only export: `params` and, when given, the coding tables' arrays.
+  """Writes the inference-only export: `params` and the coding tables' arrays.
 
   `weights_dtype` (e.g. np.float16) stores the floating-point parameters in that type, to halve
   a shipped model's size (build the tables from `rounded_params`, the values a restore gives)."""
   params = jax.device_get(params)
   stored = params if weights_dtype is None else _floats_as(params, weights_dtype)
-  items = {"params": ocp.args.StandardSave(stored)}
-  if tables is not None:
-    items["coding_tables"] = ocp.args.StandardSave(tables)
+  items = {"params": ocp.args.StandardSave(stored),
+           "coding_tables": ocp.args.StandardSave(tables)}
   with _manager(workdir, EXPORT_DIR, 1) as manager:
     if step in manager.all_steps():
       manager.delete(step)  # an export of the same step, written before the tables existed
     manager.save(step, args=ocp.args.Composite(**items), force=True)
     manager.wait_until_finished()
-  logging.info("Exported step %d %s to %s", step,
-               "with coding tables" if tables is not None else
-               "without coding tables (the range coder is not installed)",
+  logging.info("Exported step %d with coding tables to %s", step,
                os.path.join(workdir, EXPORT_DIR))
 
 
@@ -215,7 +213,7 @@ def latest_export(workdir: str) -> tuple[int | None, bool]:
 
 def restore_export(workdir: str) -> tuple[Any, dict | None, int]:
   """Parameters (in float32, whatever type they are stored in), the coding tables' arrays (None
-  in an export written without the range coder) and step of the latest export."""
+  in an export written without them, see above) and step of the latest export."""
   step = latest_step(workdir, EXPORT_DIR)
   if step is None:
     raise FileNotFoundError(f"{workdir} has no export")

@@ -10,11 +10,14 @@ Measures, after compilation (compile times are reported apart):
 - coding a 768x512 photograph: compress and decompress milliseconds, the share of compress
   time spent in entropy coding, and the compute floors of analysis and synthesis; compress
   with the latents refined for the default number of steps;
+- the entropy coders side by side: for each installed coder (coder/coders.py) and each
+  architecture's shipped middle-rate model, a 768x512 photograph's compress and decompress
+  milliseconds, the entropy coding alone both ways, and the bits over the information content;
 - scaling: compress and decompress of 0.25 to 24 megapixel images, milliseconds per megapixel
   and peak resident memory, each size in a fresh process so its peak is its own.
 
-Training and the transforms need no TensorFlow; the TensorFlow reference, coding and scaling
-need it (the [coding] extra) and are left out, with a note, where it is not installed.
+Only the TensorFlow reference and TensorFlow Compression's coder need TensorFlow (the [coding]
+extra); they are left out, with a note, where it is not installed.
 Coding uses the model of --workdir when given (a trained model codes at a realistic rate), else
 a freshly initialised one.
 """
@@ -41,6 +44,7 @@ from configs import default as default_config
 from eic_jax import models
 from eic_jax.codec import codec as codec_lib
 from eic_jax.codec import latent_refinement
+from eic_jax.coder import coders
 from eic_jax.models.objective import Objective
 from eic_jax.runtime import compiler_options
 from eic_jax.runtime import tensorflow_setup
@@ -57,7 +61,7 @@ flags.DEFINE_list("megapixels", ["0.25", "1", "4", "16", "24"], "Sizes of the sc
 flags.DEFINE_list("batch_sizes", ["8"], "Batch sizes of the training table.")
 flags.DEFINE_enum("trainable", "all", ["all", "encoder"], "What the training table's step "
                   "trains (config.trainable): every parameter, or the encoder alone.")
-flags.DEFINE_bool("coding", True, "Also measure coding and scaling (needs the range coder).")
+flags.DEFINE_bool("coding", True, "Also measure coding, the coders and scaling.")
 flags.DEFINE_string("loader_glob", None, "Photographs for the loader's crops per second "
                     "(default: eight photographs inside scikit-image, 512x768).")
 flags.DEFINE_bool("tf_reference", True, "Also time the TensorFlow reference training step.")
@@ -231,8 +235,8 @@ def bench_codec(codec: codec_lib.Codec, repeats: int, matmul_gflop_per_s: float)
   latents = codec.latents(image)
   encode_s = _median_seconds(lambda: codec.compress(image), repeats)
   decode_s = _median_seconds(lambda: codec.decompress(data), repeats)
-  # Everything after the analysis: side information, entropy parameters, range coding.
-  entropy_s = _median_seconds(lambda: codec.latent_codec.encode(latents), repeats)
+  # Everything after the analysis: side information, entropy parameters, entropy coding.
+  entropy_s = _median_seconds(lambda: codec.latent_codec.encode(latents, codec.coder), repeats)
   refining = codec_lib.Codec(codec.config, codec.params, codec.tables,
                              refine_steps=latent_refinement.DEFAULT_STEPS)
   refining.compress(image)  # compiles
@@ -242,6 +246,39 @@ def bench_codec(codec: codec_lib.Codec, repeats: int, matmul_gflop_per_s: float)
           "codec_compile_s": first_s - encode_s - decode_s,
           "codec_bpp": 8 * len(data) / (image.shape[0] * image.shape[1]), **floor_ms,
           f"encode_refined_{latent_refinement.DEFAULT_STEPS}_steps_s": refined_s}
+
+
+# The shipped models the coders are compared with: each architecture's middle rate.
+CODER_MODELS = ("bls2017-mse-0.0067", "bmshj2018-mse-0.0067")
+
+
+def bench_coders(repeats: int, shipped_models: tuple[str, ...] = CODER_MODELS,
+                 height: int = 512, width: int = 768) -> list[dict]:
+  """Each installed coder with each shipped model on a photograph: compress and decompress,
+  the entropy coding alone (after the analysis; before the synthesis), and the streams' bits
+  over the model's information content."""
+  image = photograph(height, width)
+  rows = []
+  for model in shipped_models:
+    for name in coders.installed():
+      codec = codec_lib.load_codec(model, coder=name)
+      data, encoded = codec.compress_with_latents(image)  # compiles
+      codec.decompress(data)
+      latents = codec.latents(image)
+      shape = codec.latent_shape(*image.shape[:2])
+      rows.append({
+          "model": model, "coder": name,
+          "compress_ms": 1e3 * _median_seconds(lambda: codec.compress(image), repeats),
+          "decompress_ms": 1e3 * _median_seconds(lambda: codec.decompress(data), repeats),
+          "entropy_encode_ms": 1e3 * _median_seconds(
+              lambda: codec.latent_codec.encode(latents, codec.coder), repeats),
+          "entropy_decode_ms": 1e3 * _median_seconds(
+              lambda: codec.latent_codec.decode(encoded.streams, shape, lambda _: None,
+                                                codec.coder), repeats),
+          "bpp": 8 * len(data) / image[..., 0].size,
+          "streams_over_information_pct": 100 * (8 * sum(map(len, encoded.streams))
+                                                 / encoded.bits - 1)})
+  return rows
 
 
 def measure_size(codec: codec_lib.Codec, megapixels: float) -> dict:
@@ -323,18 +360,19 @@ def main(argv) -> None:
   results.update(bench_transforms(FLAGS.repeats, model=FLAGS.model))
   cores = len(os.sched_getaffinity(0))
   loader = [bench_loader(FLAGS.loader_glob, threads) for threads in sorted({1, cores})]
-  scaling = []
-  if FLAGS.coding and tensorflow_setup.coding_available():
+  scaling, coder_rows = [], []
+  if FLAGS.coding:
     results.update(bench_codec(load_codec(FLAGS.workdir, FLAGS.model), FLAGS.repeats,
                                results["matmul_gflop_per_s"]))
     results["peak_rss_mb"] = peak_rss_mb()
+    coder_rows = bench_coders(FLAGS.repeats)
+    if not coders.TFC.available():
+      notes.append("TensorFlow Compression's coder left out: not installed "
+                   f"({coders.TFC.install})")
     scaling = bench_scaling(FLAGS.megapixels, FLAGS.workdir, FLAGS.model)
-  elif FLAGS.coding:
-    notes.append("coding and scaling left out: the range coder is not installed "
-                 f"({tensorflow_setup.CODING_INSTALL})")
   if FLAGS.json:
-    print(json.dumps({**results, "training": training, "loader": loader, "scaling": scaling,
-                      "notes": notes}))
+    print(json.dumps({**results, "training": training, "loader": loader, "coders": coder_rows,
+                      "scaling": scaling, "notes": notes}))
     return
   width = max(len(k) for k in results)
   for name, value in results.items():
@@ -344,6 +382,9 @@ def main(argv) -> None:
   _print_table(training)
   print()
   _print_table(loader)
+  if coder_rows:
+    print()
+    _print_table(coder_rows)
   if scaling:
     print()
     _print_table(scaling)

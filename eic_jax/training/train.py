@@ -300,8 +300,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
   A resume whose `config` changes what is trained is refused unless `allow_changes` (see
   resume.py). Data-parallel over every device (see parallel.py); `config.batch_size` is the
-  global batch. At the end, the final parameters are exported for compression, with their
-  coding tables where the range coder is installed (see codec/export.py). SIGINT or SIGTERM
+  global batch. At the end, the final parameters are exported for compression with their
+  coding tables (see codec/export.py). SIGINT or SIGTERM
   stops after the current step with a checkpoint and an export, raising
   graceful_stop.StoppedBySignal.
   """

@@ -13,8 +13,8 @@ that limit the size of a file: a scale-hyperprior export is about 19 MB packed);
 (experiments/ship_models.py), rounded as the export of a shipped model is. --unpack takes
 OUTPUT either way and names any part that is missing. The unpacked workdir compresses,
 decompresses, ships (experiments/ship_models.py) and continues training with
---config.init_from=WORKDIR; where the range coder is installed, the first codec adds the coding
-tables to an export that has none.
+--config.init_from=WORKDIR; an export that has no coding tables (packed by earlier versions)
+gets them from the first codec built from it.
 """
 
 import argparse

@@ -15,9 +15,8 @@ of that λ (`--init_from=shipped`, the default), from scratch (`--init_from=`) o
    config.json thus describes the whole run.
 The runs go side by side (`--concurrent`, sharing the accelerator's memory) or one after
 another, each then with its share of the budget; the summary prints the steps per second of
-each, so the two can be compared on a machine. Each workdir ends with an export (parameters;
-coding tables are added where the range coder is installed, on first use) that
-`pack_export.py` packs into one file.
+each, so the two can be compared on a machine. Each workdir ends with an export (parameters
+and coding tables) that `pack_export.py` packs into one file.
 """
 
 import argparse
