@@ -31,8 +31,6 @@ _FIELDS_V1 = struct.Struct(">8sII")  # fingerprint, height, width (then the crc3
 V1_HEADER_SIZE = 24
 
 
-
-
 @dataclasses.dataclass(frozen=True)
 class Header:
   """What a file says about itself. `step` 0 and `architecture` "bls2017" with an empty
