@@ -36,10 +36,22 @@ def _bit_length_model():
   return constriction.stream.model.Categorical(probabilities, perfect=False)
 
 
-def _row_model(tables: IntegerTables, row: int):
-  frequencies = tables.frequencies(row).astype(np.float64)
-  return constriction.stream.model.Categorical(frequencies / frequencies.sum(),
-                                                  perfect=False)
+@functools.lru_cache(maxsize=8)
+def _cached_row_models(lookup: bytes, shape: tuple[int, int]) -> tuple:
+  rows = IntegerTables(np.frombuffer(lookup, np.int32).reshape(shape), np.zeros(0, np.int32))
+  models = []
+  for row in range(shape[0]):
+    frequencies = rows.frequencies(row).astype(np.float64)
+    models.append(constriction.stream.model.Categorical(frequencies / frequencies.sum(),
+                                                        perfect=False))
+  return tuple(models)
+
+
+def _row_models(tables: IntegerTables) -> tuple:
+  """A categorical model per table row, built once per set of tables: not again for the
+  re-encoding that checks every decoded stream, nor for the next image."""
+  return _cached_row_models(np.ascontiguousarray(tables.lookup, np.int32).tobytes(),
+                            tables.lookup.shape)
 
 
 def _plan(indexes: np.ndarray):
@@ -83,8 +95,9 @@ def encode(symbols: np.ndarray, tables: IntegerTables, indexes: np.ndarray | Non
   escaped = (values < 0) | (values >= lengths)
   categories = np.where(escaped, lengths, values).astype(np.int32)
   encoder = constriction.stream.queue.RangeEncoder()
+  models = _row_models(tables)
   for row, start, end in zip(rows, starts, ends):
-    encoder.encode(categories[start:end], _row_model(tables, row))
+    encoder.encode(categories[start:end], models[row])
   outside = values[escaped]
   # Below the table: 1, 3, 5, …; above it: 0, 2, 4, …
   distances = np.where(outside < 0, -2 * outside - 1, 2 * (outside - lengths[escaped]))
@@ -112,8 +125,9 @@ def decode(data: bytes, tables: IntegerTables, shape: tuple[int, ...],
   try:
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(data, "<u4").astype(np.uint32))
     categories = np.empty(order.size, np.int64)
+    models = _row_models(tables)
     for row, start, end in zip(rows, starts, ends):
-      categories[start:end] = decoder.decode(_row_model(tables, row), int(end - start))
+      categories[start:end] = decoder.decode(models[row], int(end - start))
     escaped = categories == lengths
     values = categories.copy()
     count = int(np.count_nonzero(escaped))
