@@ -7,12 +7,19 @@ import ml_collections
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
 
-  # Model: an architecture of eic_jax.models, "bls2017" or "bmshj2018" (the scale hyperprior).
+  # Model: an architecture of eic_jax.models: "bls2017", "bmshj2018" (the scale hyperprior) or
+  # "ms2020" (the channel-conditional mean–scale hyperprior).
   config.model = "bls2017"
-  # N: channels of the transforms (bls2017's latents too; bmshj2018's side latents z).
+  # N: channels of the transforms (bls2017's latents too; the side latents z of the others).
   config.num_filters = 128
-  # M: bmshj2018's latent channels.
+  # M: the latent channels of bmshj2018 and ms2020.
   config.num_latent_filters = 192
+  # ms2020's channel-conditional entropy model: the latents in num_slices slices (dividing M),
+  # each conditioned on the first max_support slices before it through networks of
+  # context_hidden channels.
+  config.num_slices = 6
+  config.max_support = 6
+  config.context_hidden = (128, 64)
   config.density_hidden = (3, 3, 3)
   config.density_init_scale = 10.0
   # Tail mass left outside the coding tables' range; values there are escape-coded.

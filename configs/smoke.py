@@ -9,6 +9,8 @@ def get_config():
   config.valid_glob = ""
   config.num_filters = 16
   config.num_latent_filters = 24
+  config.num_slices = 3
+  config.context_hidden = (16, 8)
   config.patch_size = 32
   config.valid_patch_size = 32
   config.batch_size = 2

@@ -3,8 +3,10 @@
 import importlib.util
 import os
 import pathlib
+import shutil
 import types
 
+import filelock
 import numpy as np
 import pytest
 import skimage.data
@@ -15,6 +17,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from eic_jax.coder import coders  # noqa: E402  (after the log level)
+from eic_jax.runtime import compilation_cache  # noqa: E402
 
 # Tests that code with each coder take `coder` from these; TensorFlow Compression's is marked.
 EVERY_CODER = [pytest.param(name, marks=pytest.mark.tfc) if name == coders.TFC.name else name
@@ -72,6 +75,21 @@ def smoke_config(photo_dir):
   return config
 
 
+def _run_directory(tmp_path_factory) -> pathlib.Path:
+  """A directory of this test run that every pytest-xdist worker shares (its own otherwise)."""
+  base = tmp_path_factory.getbasetemp()
+  return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session", autouse=True)
+def shared_compilation_cache(tmp_path_factory):
+  """JAX's persistent compilation cache, shared by the workers of this run and empty at its
+  start: a tiny model's training step or a transform compiled by one worker loads in the others
+  (about a quarter of the suite's time). Commands the tests start keep their own
+  (--compilation_cache)."""
+  compilation_cache.enable(str(_run_directory(tmp_path_factory) / "jax-cache"))
+
+
 def train_tiny(workdir: pathlib.Path, photo_dir: pathlib.Path, model: str) -> pathlib.Path:
   """A tiny model of architecture `model` trained briefly (about 10 s), with its export."""
   from configs import smoke  # pylint: disable=import-outside-toplevel
@@ -88,14 +106,32 @@ def train_tiny(workdir: pathlib.Path, photo_dir: pathlib.Path, model: str) -> pa
   return workdir
 
 
+def trained_once(tmp_path_factory, photo_dir: pathlib.Path, model: str) -> pathlib.Path:
+  """`train_tiny`'s workdir, trained by the first worker of the run that asks for it and read
+  by the others. Tests read it and copy it to change it."""
+  directory = _run_directory(tmp_path_factory)
+  workdir = directory / f"trained-{model}"
+  with filelock.FileLock(str(directory / f"trained-{model}.lock")):
+    if not (workdir / "complete").exists():
+      shutil.rmtree(workdir, ignore_errors=True)
+      train_tiny(workdir, photo_dir, model)
+      (workdir / "complete").touch()
+  return workdir
+
+
 @pytest.fixture(scope="session")
 def trained_workdir(tmp_path_factory, photo_dir) -> pathlib.Path:
-  return train_tiny(tmp_path_factory.mktemp("trained-bls2017"), photo_dir, "bls2017")
+  return trained_once(tmp_path_factory, photo_dir, "bls2017")
 
 
 @pytest.fixture(scope="session")
 def hyperprior_workdir(tmp_path_factory, photo_dir) -> pathlib.Path:
-  return train_tiny(tmp_path_factory.mktemp("trained-bmshj2018"), photo_dir, "bmshj2018")
+  return trained_once(tmp_path_factory, photo_dir, "bmshj2018")
+
+
+@pytest.fixture(scope="session")
+def channel_conditional_workdir(tmp_path_factory, photo_dir) -> pathlib.Path:
+  return trained_once(tmp_path_factory, photo_dir, "ms2020")
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ from eic_jax.models.bls2017 import FactorizedLatentCodec
 from eic_jax.storage import checkpoints
 from eic_jax.tools import fuzzing
 from eic_jax.training import training_log
-from tests.conftest import photo, train_tiny
+from tests.conftest import photo, trained_once
 
 
 class TinyFactorized(CompressionModel):
@@ -93,9 +93,10 @@ ARCHITECTURES = sorted(models.ARCHITECTURES)
 def trained(request, tmp_path_factory, photo_dir):
   """(architecture, workdir, codec): each registered architecture, trained briefly."""
   name = request.param
-  known = {"bls2017": "trained_workdir", "bmshj2018": "hyperprior_workdir"}
+  known = {"bls2017": "trained_workdir", "bmshj2018": "hyperprior_workdir",
+           "ms2020": "channel_conditional_workdir"}
   workdir = (request.getfixturevalue(known[name]) if name in known else
-             train_tiny(tmp_path_factory.mktemp(f"trained-{name}"), photo_dir, name))
+             trained_once(tmp_path_factory, photo_dir, name))
   return name, workdir, codec_lib.load_codec(str(workdir))
 
 
@@ -123,10 +124,11 @@ def test_decompressed_image_is_the_reconstruction_from_rounded_latents(trained):
   extended = np.pad(image, ((0, -70 % scale), (0, -90 % scale), (0, 0)), mode="edge")
   y = codec.model.apply({"params": codec.params}, jnp.asarray(extended[None], jnp.float32),
                         method="analyze")[0]
-  # Rounded: to the integers (offset by each channel's median where the model has one).
+  # Rounded: to the integers, offset by each channel's median or each latent's mean where the
+  # model has them.
   assert np.max(np.abs(encoded.latents - y)) <= 0.5 + 1e-4
-  assert np.allclose(encoded.latents, np.round(encoded.latents - encoded.latents[:1, :1]) +
-                     encoded.latents[:1, :1], atol=1e-4)
+  offsets = codec.latent_codec.refinement_context(np.asarray(y)).offsets
+  assert np.allclose(encoded.latents, np.round(encoded.latents - offsets) + offsets, atol=1e-4)
   x_hat = codec.model.apply({"params": codec.params}, encoded.latents[None], method="synthesize")
   expected = np.asarray(jnp.round(jnp.clip(x_hat[0, :70, :90], 0, 255))).astype(np.uint8)
   assert decoded.dtype == np.uint8 and decoded.shape == (70, 90, 3)

@@ -71,7 +71,7 @@ def test_hyperprior_has_the_papers_layers():
 def test_unknown_architecture_is_named():
   config = default.get_config()
   config.model = "bmshj2019"
-  with pytest.raises(ValueError, match="Unknown model 'bmshj2019'; use one of bls2017, bmshj2018"):
+  with pytest.raises(ValueError, match="Unknown model 'bmshj2019'; use one of bls2017, bmshj2018, ms2020"):
     models.create(config)
 
 

@@ -247,7 +247,7 @@ def _assert_changed_alone(before, after, modules: tuple[str, ...]) -> None:
     assert not any(same) if name in modules else all(same), name
 
 
-@pytest.mark.parametrize("model", ["bls2017", "bmshj2018"])
+@pytest.mark.parametrize("model", ["bls2017", "bmshj2018", "ms2020"])
 def test_training_the_entropy_models_changes_them_alone_and_lowers_the_rate(smoke_config, model):
   """Even with an optimiser state that would move the transforms, only the entropy models
   change, and the rate of the fixed latents falls."""

@@ -39,8 +39,6 @@ from eic_jax.storage import checkpoints
 from eic_jax.storage import shipped
 
 
-
-
 class Codec:
   """Compresses uint8 RGB images to bytes and back with one trained model."""
 
@@ -183,10 +181,11 @@ class Codec:
     distortion of the core's pixels, with the latents around it as already coded (tiles
     refined earlier) or as the analysis gave them (later ones)."""
     scale = self.model.downsampling
+    # Per channel or per latent (a model whose means move the quantisation points).
+    offsets = _pad_for_tiles(np.broadcast_to(offsets, y.shape).astype(np.float32), rows, cols, 1)
     y = _pad_for_tiles(y, rows, cols, 1)
     context = _pad_for_tiles(context, rows, cols, 1)
     in_signal = _pad_for_tiles(np.ones((rows.length, cols.length, 1), bool), rows, cols, 1)
-    offsets = jnp.asarray(offsets)
     key = jax.random.PRNGKey(0)  # the same file for the same image, every time
     windows = list(tiling.windows(rows, cols))
     total = len(windows) * self.refine_steps
@@ -203,7 +202,8 @@ class Codec:
                 & (pixel_rows < height)[:, None] & (pixel_cols < width)[None, :])
       region = np.array([top - rows.margin, left - cols.margin, rows.length, cols.length],
                         np.int32)
-      tile = (y[latent_window], context[latent_window], offsets, in_signal[latent_window],
+      tile = (y[latent_window], context[latent_window], offsets[latent_window],
+              in_signal[latent_window],
               variable, padded_image[pixel_window], inside, region,
               jax.random.fold_in(key, index))
       carry = latent_refinement.start(jnp.asarray(tile[0]))

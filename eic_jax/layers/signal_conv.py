@@ -201,11 +201,14 @@ class SignalConv(nn.Module):
   stride: int
   upsample: bool = False
   use_bias: bool = True
+  # A layer that starts at zero, e.g. the last of a residual branch that should first change
+  # nothing.
+  zero_init: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     coefficients = self.param(
-        "kernel_fourier", _fourier_init,
+        "kernel_fourier", nn.initializers.zeros if self.zero_init else _fourier_init,
         (self.kernel_size, self.kernel_size, x.shape[-1], self.features))
     kernel = kernel_from_coefficients(coefficients)
     conv = conv_up if self.upsample else conv_down

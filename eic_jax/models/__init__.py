@@ -5,10 +5,12 @@ import ml_collections
 from eic_jax.models.base import CompressionModel
 from eic_jax.models.bls2017 import BLS2017
 from eic_jax.models.bmshj2018 import BMSHJ2018
+from eic_jax.models.ms2020 import MS2020
 
 ARCHITECTURES: dict[str, type[CompressionModel]] = {
     "bls2017": BLS2017,
     "bmshj2018": BMSHJ2018,
+    "ms2020": MS2020,
 }
 # Workdirs and shipped models from before there was a choice hold bls2017 configs without it.
 DEFAULT = "bls2017"

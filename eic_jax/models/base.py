@@ -49,7 +49,7 @@ class EncodedLatents:
 class RefinementContext:
   """What latent refinement of latents y (h, w, C) needs from the entropy model: the
   per-position entropy parameters (h, w, K) that `CompressionModel.latent_bits` reads, the
-  per-channel quantisation offsets (C,), and what `LatentCodec.encode` needs to code the refined
+  quantisation offsets, per channel (C,) or per latent (h, w, C), and what `LatentCodec.encode` needs to code the refined
   latents with those same parameters (its `refined_from`)."""
 
   context: np.ndarray

@@ -68,13 +68,16 @@ def _region(extent: jax.Array | None) -> jax.Array | None:
 
 class HyperAnalysis(nn.Module):
   num_filters: int
+  # The scale hyperprior sees |y|: the scales do not depend on the signs. A model that also
+  # predicts means needs them.
+  absolute: bool = True
 
   @nn.compact
   def __call__(self, y: jax.Array, extent: jax.Array | None = None) -> jax.Array:
     """`extent`: for latents zero-padded past a grid of this size, rounded up to a multiple of
     4 (see BMSHJ2018.hyper_analyze); the result is that of the unpadded grid."""
     region = _region(extent)
-    z = pad_to_multiple(jnp.abs(y), HYPER_DOWNSAMPLING)
+    z = pad_to_multiple(jnp.abs(y) if self.absolute else y, HYPER_DOWNSAMPLING)
     z = restrict(nn.relu(SignalConv(self.num_filters, 3, 1, name="conv_0")(z)), region, (1, 1))
     z = restrict(nn.relu(SignalConv(self.num_filters, 5, 2, name="conv_1")(z)), region, (1, 2))
     return SignalConv(self.num_filters, 5, 2, use_bias=False, name="conv_2")(z)
@@ -83,6 +86,10 @@ class HyperAnalysis(nn.Module):
 class HyperSynthesis(nn.Module):
   num_filters: int
   num_latent_filters: int
+  # Scales are non-negative; means are not, and a branch added to a trained model starts at
+  # zero (see SignalConv.zero_init).
+  nonnegative: bool = True
+  zero_init: bool = False
 
   @nn.compact
   def __call__(self, z_hat: jax.Array, extent: jax.Array | None = None) -> jax.Array:
@@ -93,7 +100,9 @@ class HyperSynthesis(nn.Module):
     x = restrict(x, region, (2, 1))
     x = nn.relu(SignalConv(self.num_filters, 5, 2, upsample=True, name="conv_1")(x))
     x = restrict(x, region, (4, 1))
-    return nn.relu(SignalConv(self.num_latent_filters, 3, 1, upsample=True, name="conv_2")(x))
+    x = SignalConv(self.num_latent_filters, 3, 1, upsample=True, zero_init=self.zero_init,
+                   name="conv_2")(x)
+    return nn.relu(x) if self.nonnegative else x
 
 
 def side_shape(latent_shape: tuple[int, ...], channels: int) -> tuple[int, int, int]:

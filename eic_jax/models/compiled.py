@@ -16,18 +16,23 @@ def float64():
   return enable_x64()
 
 
-def _jitted(model: Any, name: str) -> Callable:
+# A method of the model by name, or a function called with the bound model first (e.g. a method
+# with some arguments fixed by functools.partial).
+Method = str | Callable[..., Any]
+
+
+def _jitted(model: Any, name: Method) -> Callable:
   return jax.jit(lambda weights, *inputs: model.apply({"params": weights}, *inputs, method=name),
                  **compiler_options.jit_kwargs())
 
 
-def method(model: Any, params: Any, name: str) -> Callable[..., np.ndarray]:
+def method(model: Any, params: Any, name: Method) -> Callable[..., np.ndarray]:
   """`model.name(*inputs)` with `params`, compiled once per input shape, returning NumPy."""
   compiled = _jitted(model, name)
   return lambda *inputs: np.asarray(compiled(params, *inputs))
 
 
-def method_float64(model: Any, params: Any, name: str) -> Callable[..., np.ndarray]:
+def method_float64(model: Any, params: Any, name: Method) -> Callable[..., np.ndarray]:
   """`method` in float64, parameters and inputs included: for what encoder and decoder must
   compute alike on any machine (float32 results differ in their last bits between CPUs, thread
   counts and even between a fresh compilation and a cached one)."""

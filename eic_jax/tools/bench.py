@@ -7,8 +7,9 @@ Measures, after compilation (compile times are reported apart):
 - the compute floor of the step: its floating-point operations (XLA's cost analysis) over the
   rate of a large dense matrix product on the same machine, which no step can beat;
 - the analysis and synthesis transforms of a 768x512 image, N=128, without entropy coding;
-- coding a 768x512 photograph: compress and decompress milliseconds, the share of compress
-  time spent in entropy coding, and the compute floors of analysis and synthesis; compress
+- coding a 768x512 photograph: compress and decompress milliseconds, the shares of compress
+  time after the analysis and of decompress time before the synthesis (entropy parameters and
+  coding: for ms2020, its slices), and the compute floors of analysis and synthesis; compress
   with the latents refined for the default number of steps;
 - the entropy coders side by side: for each installed coder (coder/coders.py) and each
   architecture's shipped middle-rate model, a 768x512 photograph's compress and decompress
@@ -236,13 +237,18 @@ def bench_codec(codec: codec_lib.Codec, repeats: int, matmul_gflop_per_s: float)
   encode_s = _median_seconds(lambda: codec.compress(image), repeats)
   decode_s = _median_seconds(lambda: codec.decompress(data), repeats)
   # Everything after the analysis: side information, entropy parameters, entropy coding.
+  encoded = codec.latent_codec.encode(latents, codec.coder)
   entropy_s = _median_seconds(lambda: codec.latent_codec.encode(latents, codec.coder), repeats)
+  # Everything before the synthesis (for ms2020: the slice-by-slice decoding).
+  entropy_decode_s = _median_seconds(lambda: codec.latent_codec.decode(
+      encoded.streams, latents.shape, lambda indexes: None, codec.coder), repeats)
   refining = codec_lib.Codec(codec.config, codec.params, codec.tables,
                              refine_steps=latent_refinement.DEFAULT_STEPS)
   refining.compress(image)  # compiles
   refined_s = _median_seconds(lambda: refining.compress(image), 1)
   return {"encode_ms": 1e3 * encode_s, "decode_ms": 1e3 * decode_s,
           "entropy_coding_share": entropy_s / encode_s,
+          "entropy_decoding_share": entropy_decode_s / decode_s,
           "codec_compile_s": first_s - encode_s - decode_s,
           "codec_bpp": 8 * len(data) / (image.shape[0] * image.shape[1]), **floor_ms,
           f"encode_refined_{latent_refinement.DEFAULT_STEPS}_steps_s": refined_s}

@@ -10,6 +10,7 @@ from typing import Any
 
 from clu import metrics
 import flax
+from flax import traverse_util
 from flax.training import train_state
 import jax
 from jax.experimental import multihost_utils
@@ -241,15 +242,34 @@ def evaluate(eval_fn, params: Any, images: np.ndarray, batch_size: int) -> dict[
   return {name: float(value) for name, value in collected.compute().items()}
 
 
-def start_from_export(state: train_state.TrainState, init_from: str) -> train_state.TrainState:
+def start_from_export(state: train_state.TrainState, init_from: str,
+                      architecture: str) -> train_state.TrainState:
   """`state` with the parameters and step of an export (a workdir or a shipped model's name)
-  and a fresh optimiser state: training continues from a model whose checkpoints are gone."""
-  params, _, step = checkpoints.restore_export(shipped.resolve(init_from))
-  params = jax.tree_util.tree_map(jnp.asarray, params)
-  shapes = jax.tree_util.tree_map(jnp.shape, params)
-  if (jax.tree_util.tree_structure(params) != jax.tree_util.tree_structure(state.params)
-      or shapes != jax.tree_util.tree_map(jnp.shape, state.params)):
-    raise ValueError(f"{init_from} holds a model of another shape than this config's")
+  and a fresh optimiser state: training continues from a model whose checkpoints are gone.
+
+  An export of another architecture grows this one (e.g. ms2020 from bmshj2018): the
+  parameters with the same name and shape are copied, the others keep their initial values.
+  """
+  source = shipped.resolve(init_from)
+  params, _, step = checkpoints.restore_export(source)
+  source_architecture = models.architecture(checkpoints.load_config(source))
+  source_leaves = traverse_util.flatten_dict(params)
+  target_leaves = traverse_util.flatten_dict(state.params)
+  same = {path for path, value in source_leaves.items()
+          if path in target_leaves and np.shape(value) == np.shape(target_leaves[path])}
+  if source_architecture == architecture:
+    if same != set(source_leaves) or same != set(target_leaves):
+      raise ValueError(f"{init_from} holds a model of another shape than this config's")
+  elif not same:
+    raise ValueError(f"{init_from} ({source_architecture}) shares no parameters with this "
+                     f"{architecture} model")
+  else:
+    logging.info("Growing %s from %s (%s): %d of its %d parameter arrays copied, the rest "
+                 "initialised", architecture, init_from, source_architecture, len(same),
+                 len(target_leaves))
+  params = traverse_util.unflatten_dict(
+      {path: jnp.asarray(source_leaves[path]) if path in same else value
+       for path, value in target_leaves.items()})
   logging.info("Starting from the export of %s at step %d with a fresh optimiser", init_from,
                step)
   return state.replace(step=step, params=params,
@@ -339,7 +359,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       state = restored
       logging.info("Resumed from step %d in %s", int(state.step), manager.directory)
     elif config.get("init_from"):
-      state = jax.device_put(start_from_export(state, config.init_from), replicated)
+      state = jax.device_put(start_from_export(state, config.init_from,
+                                                   models.architecture(config)), replicated)
     initial_step = int(state.step)
     if initial_step >= config.num_train_steps:
       logging.info("Already trained for %d steps", initial_step)
