@@ -2,6 +2,10 @@
 
   python experiments/index_robustness.py --workdir=runs/bmshj2018 --images='../shared/data/valid/*.png'
 
+For bmshj2018 and ms2020 (whose slices' means and scales also depend on the slices decoded
+before them). The float32 comparison, the boundary margins and --latents_out/--latents_in
+recompute scales from z alone: bmshj2018 only.
+
 The images are compressed in this process; each setting (thread counts, XLA:CPU flags, tile
 sizes) decodes every file in a fresh process and reports how many scale indexes differ from the
 encoder's, whether the decoder caught it, and whether the pixels are the same. Also prints how
@@ -42,7 +46,7 @@ from eic_jax.runtime import image_io
 from eic_jax.runtime import log_filters
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "A trained bmshj2018 workdir or shipped model.")
+flags.DEFINE_string("workdir", None, "A trained bmshj2018 or ms2020 workdir or shipped model.")
 flags.DEFINE_string("images", None, "Glob of the photographs to code.")
 flags.DEFINE_string("latents_out", None, "Write each file's z and indexes here, for "
                     "--latents_in on another machine, instead of decoding under this "
@@ -133,7 +137,8 @@ def _child(folder: str) -> None:
     data = path.read_bytes()
     expected = np.load(path.with_suffix(".npz"))
     differing = int(np.sum(_indexes(codec, data) != expected["indexes"]))
-    differing32 = int(np.sum(_float32_indexes(codec, data) != expected["indexes32"]))
+    differing32 = (int(np.sum(_float32_indexes(codec, data) != expected["indexes32"]))
+                   if _scales_from_z(codec) else None)
     try:
       decoded = codec.decompress(data)
       outcome = ("same pixels" if np.array_equal(decoded, expected["decoded"]) else
@@ -143,6 +148,11 @@ def _child(folder: str) -> None:
     rows.append({"image": path.stem, "differing_indexes": differing,
                  "differing_float32_indexes": differing32, "outcome": outcome})
   print(json.dumps(rows))
+
+
+def _scales_from_z(codec: codec_lib.Codec) -> bool:
+  """Whether the model's scales follow from z alone (bmshj2018; not ms2020's slices)."""
+  return codec.architecture == "bmshj2018"
 
 
 def _boundary_margins(codec: codec_lib.Codec, scales: np.ndarray) -> np.ndarray:
@@ -160,9 +170,12 @@ def main(argv) -> None:
     _child(FLAGS.child)
     return
   codec = codec_lib.load_codec(FLAGS.workdir)
-  if codec.architecture != "bmshj2018":
+  if codec.architecture not in ("bmshj2018", "ms2020"):
     raise app.UsageError(f"{FLAGS.workdir} is a {codec.architecture} model: its indexes are "
                          "channel numbers, which cannot differ")
+  if (FLAGS.latents_in or FLAGS.latents_out) and not _scales_from_z(codec):
+    raise app.UsageError("--latents_in and --latents_out recompute scales from z alone: "
+                         "bmshj2018 models only")
   if FLAGS.latents_in:
     _compare_latents(codec, FLAGS.latents_in)
     return
@@ -175,6 +188,10 @@ def main(argv) -> None:
     name = pathlib.Path(path).stem
     (pathlib.Path(folder) / f"{name}.eic").write_bytes(data)
     z, shape = _side_latents(codec, data)
+    if not _scales_from_z(codec):
+      np.savez(pathlib.Path(folder) / f"{name}.npz", indexes=_indexes(codec, data),
+               decoded=codec.decompress(data))
+      continue
     np.savez(pathlib.Path(folder) / f"{name}.npz", indexes=_indexes(codec, data),
              indexes32=_float32_indexes_of(codec, z, shape), decoded=codec.decompress(data))
     _, scales = codec.latent_codec.latent_scales(z, shape)
@@ -185,11 +202,12 @@ def main(argv) -> None:
                           latent_shape=np.array(shape),
                           indexes=gaussian_conditional.scale_indexes(
                               scales, codec.latent_codec.latent_tables).astype(np.uint8))
-  margins = np.concatenate(margins)
-  print(f"{len(paths)} images, {margins.size:,} scales of y")
-  for threshold in (1e-7, 1e-6, 1e-5, 1e-4):
-    print(f"  scales within a relative {threshold:g} of a table boundary: "
-          f"{int(np.sum(margins < threshold)):,} ({100 * np.mean(margins < threshold):.4f} %)")
+  if margins:
+    margins = np.concatenate(margins)
+    print(f"{len(paths)} images, {margins.size:,} scales of y")
+    for threshold in (1e-7, 1e-6, 1e-5, 1e-4):
+      print(f"  scales within a relative {threshold:g} of a table boundary: "
+            f"{int(np.sum(margins < threshold)):,} ({100 * np.mean(margins < threshold):.4f} %)")
   if FLAGS.latents_out:
     return
   cache = os.path.join(folder, "compilation-cache")
@@ -205,10 +223,12 @@ def main(argv) -> None:
       continue
     rows = json.loads(result.stdout.strip().splitlines()[-1])
     differing = sum(row["differing_indexes"] for row in rows)
-    differing32 = sum(row["differing_float32_indexes"] for row in rows)
+    in_float32 = ("" if not _scales_from_z(codec) else
+                  f" ({sum(row['differing_float32_indexes'] for row in rows)} if computed in "
+                  "float32)")
     outcomes = sorted({row["outcome"] for row in rows})
-    print(f"{name}: {differing} differing indexes ({differing32} if computed in float32) over "
-          f"{len(rows)} files; {'; '.join(outcomes)}")
+    print(f"{name}: {differing} differing indexes{in_float32} over {len(rows)} files; "
+          f"{'; '.join(outcomes)}")
 
 
 if __name__ == "__main__":

@@ -30,13 +30,13 @@ from eic_jax.coder.coders import Coder
 from eic_jax.coder.errors import CodingError
 from eic_jax.entropy_models import gaussian_conditional
 from eic_jax.entropy_models.entropy_bottleneck import EntropyBottleneck, FactorizedTables
-from eic_jax.entropy_models.gaussian_conditional import GaussianConditional, GaussianTables
+from eic_jax.entropy_models.gaussian_conditional import GaussianTables
 from eic_jax.entropy_models.quantization import quantize
-from eic_jax.layers.padding import pad_to_multiple, restrict
+from eic_jax.layers.padding import restrict
 from eic_jax.layers.signal_conv import SignalConv
 from eic_jax.models import bmshj2018
 from eic_jax.models import compiled
-from eic_jax.models.base import CompressionModel, EncodedLatents, RefinementContext, pad_grid
+from eic_jax.models.base import EncodedLatents, RefinementContext, pad_grid
 
 # The slice networks' kernels: 3×3 sees the neighbours of every latent at a ninth of the work
 # of TensorFlow Compression's 5×5, which matters because the decoder runs them in float64.
@@ -90,24 +90,19 @@ class ChannelContext(nn.Module):
             self.scales[index](scale_features, support, region))
 
 
-class MS2020(CompressionModel):
-  """N channels in the transforms and in z, M latent channels in y, in `num_slices` slices."""
+class MS2020(bmshj2018.BMSHJ2018):
+  """bmshj2018's transforms and side latents (N channels in the transforms and in z, M latent
+  channels in y), y in `num_slices` slices."""
 
-  num_filters: int = 128
-  num_latent_filters: int = 192
   num_slices: int = 6
   max_support: int = 6
   context_hidden: Sequence[int] = (128, 64)
-  density_hidden: Sequence[int] = (3, 3, 3)
-  density_init_scale: float = 10.0
 
   decoder_modules: ClassVar[tuple[str, ...]] = ("hyper_synthesis", "hyper_synthesis_mean",
                                                 "channel_context", "synthesis")
-  encoder_modules: ClassVar[tuple[str, ...]] = ("analysis", "hyper_analysis")
   entropy_modules: ClassVar[tuple[str, ...]] = ("hyper_analysis", "hyper_synthesis",
                                                 "hyper_synthesis_mean", "channel_context",
                                                 "entropy_bottleneck")
-  table_types: ClassVar[dict[str, type]] = bmshj2018.BMSHJ2018.table_types
 
   @classmethod
   def from_config(cls, config: ml_collections.ConfigDict) -> "MS2020":
@@ -116,14 +111,10 @@ class MS2020(CompressionModel):
       raise ValueError(f"num_slices = {num_slices} does not divide the "
                        f"{config.num_latent_filters} latent channels")
     return cls(num_filters=config.num_filters, num_latent_filters=config.num_latent_filters,
-               num_slices=num_slices, max_support=config.get("max_support", cls.max_support),
-               context_hidden=tuple(config.get("context_hidden", cls.context_hidden)),
                density_hidden=tuple(config.density_hidden),
-               density_init_scale=config.density_init_scale)
-
-  @property
-  def latent_channels(self) -> int:
-    return self.num_latent_filters
+               density_init_scale=config.density_init_scale, num_slices=num_slices,
+               max_support=config.get("max_support", cls.max_support),
+               context_hidden=tuple(config.get("context_hidden", cls.context_hidden)))
 
   def setup(self):
     self.analysis = bmshj2018.AnalysisTransform(self.num_filters, self.num_latent_filters)
@@ -136,7 +127,6 @@ class MS2020(CompressionModel):
                                           self.max_support, tuple(self.context_hidden))
     self.entropy_bottleneck = EntropyBottleneck(
         self.num_filters, self.density_hidden, self.density_init_scale)
-    self.gaussian_conditional = GaussianConditional()
 
   def _slices(self, y: jax.Array) -> list[jax.Array]:
     return jnp.split(y, self.num_slices, axis=-1)
@@ -156,15 +146,6 @@ class MS2020(CompressionModel):
     return (jnp.concatenate(decoded, axis=-1),
             {"y": jnp.concatenate(likelihoods, axis=-1), "z": z_likelihoods})
 
-  def analyze(self, x: jax.Array, region: jax.Array | None = None) -> jax.Array:
-    return self.analysis(pad_to_multiple(x, bmshj2018.DOWNSAMPLING), region)
-
-  def synthesize(self, y_hat: jax.Array, region: jax.Array | None = None) -> jax.Array:
-    return self.synthesis(y_hat, region)
-
-  def hyper_analyze(self, y: jax.Array, extent: jax.Array | None = None) -> jax.Array:
-    return self.hyper_analysis(y, extent)
-
   def predict_features(self, z_hat: jax.Array, extent: jax.Array | None = None) -> jax.Array:
     """The mean features, then the scale features, of every latent (…, 2M)."""
     return jnp.concatenate([self.hyper_synthesis_mean(z_hat, extent),
@@ -177,9 +158,6 @@ class MS2020(CompressionModel):
     region = jnp.concatenate([jnp.zeros(2, jnp.int32), extent])
     return jnp.stack(self.channel_context(index, features, decoded, region))
 
-  def side_bits(self, z_hat: jax.Array) -> jax.Array:
-    return self.entropy_bottleneck.bits(z_hat)
-
   def latent_bits(self, y_hat: jax.Array, context: jax.Array) -> jax.Array:
     """−log2 P of quantised latents given the hyperprior's features (`context`), each slice's
     means and scales computed from the slices of `y_hat` before it, as a decoder would."""
@@ -189,11 +167,6 @@ class MS2020(CompressionModel):
       means, scales = self.channel_context(index, context, _joined(slices[:index], y_slice))
       bits.append(-jnp.log2(gaussian_conditional.likelihoods(y_slice - means, scales)))
     return jnp.concatenate(bits, axis=-1)
-
-  @classmethod
-  def build_coding_tables(cls, params: Any, config: ml_collections.ConfigDict
-                          ) -> dict[str, Any]:
-    return bmshj2018.BMSHJ2018.build_coding_tables(params, config)
 
   def latent_codec(self, params: Any, tables: dict[str, Any]) -> "ChannelConditionalLatentCodec":
     return ChannelConditionalLatentCodec(
