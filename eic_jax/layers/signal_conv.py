@@ -68,9 +68,10 @@ def _stride_one(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
 def _stride_one_by_taps(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
   """The same correlation as a sum of one matrix product per kernel tap.
 
-  For float64, which the decoder's scales need (models/bmshj2018.py): XLA:CPU computes float64
-  convolutions as a plain loop nest, about ten times slower than this (a 5×5, 128→128 layer on a
-  32×48 grid: 490 against 44 ms on 2 cores), and only one shifted input is alive at a time.
+  For float64, which the decoder's entropy parameters need (models/bmshj2018.py, ms2020.py):
+  XLA:CPU computes float64 convolutions as a plain loop nest, about ten times slower than this
+  (a 5×5, 128→128 layer on a 32×48 grid: 490 against 44 ms on 2 cores; ms2020's slice networks
+  on a 768×512 image: 5.0 against 0.55 s), and only one shifted input is alive at a time.
   """
   (top, bottom), (left, right) = padding
   x = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
@@ -85,6 +86,8 @@ def _stride_one_by_taps(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
 
 def _direct_down(x: jax.Array, kernel: jax.Array, stride: int) -> jax.Array:
   centre = (kernel.shape[0] - 1) // 2
+  if stride == 1:
+    return _stride_one(x, kernel, ((centre, centre),) * 2)
   return jax.lax.conv_general_dilated(
       x, kernel, (stride, stride), ((centre, centre),) * 2, dimension_numbers=_DIMENSIONS)
 
