@@ -4,6 +4,7 @@ Every image is compressed and decompressed for real; the results are curves in C
 layout (see rd_curves.py) with the per-image measurements kept alongside.
 """
 
+import concurrent.futures
 import io
 import os
 import time
@@ -65,9 +66,10 @@ def evaluate_codecs(codecs: Sequence, labels: Sequence[str], files: Sequence[str
   return _curve(name, description, [labels[i] for i in order], [per_point[i] for i in order])
 
 
-def pillow_measure(image: np.ndarray, codec: str, quality: int) -> tuple[bytes, np.ndarray,
-                                                                         dict]:
-  """Compresses with Pillow's JPEG (4:2:0, optimised Huffman tables) or WebP (method 6)."""
+def pillow_code(image: np.ndarray, codec: str, quality: int) -> tuple[bytes, np.ndarray, float,
+                                                                      float]:
+  """Pillow's JPEG (4:2:0, optimised Huffman tables) or WebP (method 6): the file, its decoding
+  and the seconds each took."""
   options = ({"format": "JPEG", "quality": quality, "subsampling": 2, "optimize": True}
              if codec == "jpeg" else {"format": "WEBP", "quality": quality, "method": 6})
   buffer = io.BytesIO()
@@ -77,20 +79,25 @@ def pillow_measure(image: np.ndarray, codec: str, quality: int) -> tuple[bytes, 
   data = buffer.getvalue()
   start = time.perf_counter()
   reconstruction = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-  decode_s = time.perf_counter() - start
-  return data, reconstruction, report.coding_metrics(image, data, reconstruction, encode_s,
-                                                     decode_s)
+  return data, reconstruction, encode_s, time.perf_counter() - start
 
 
 def evaluate_baseline(codec: str, files: Sequence[str],
                       qualities: Sequence[int] | None = None) -> dict:
-  """A JPEG ('jpeg') or WebP ('webp') curve over a quality sweep."""
+  """A JPEG ('jpeg') or WebP ('webp') curve over a quality sweep. Each image is read once and
+  its qualities encoded on all cores at once (Pillow releases the GIL while it encodes)."""
   if codec not in ("jpeg", "webp"):
     raise ValueError(f"unknown baseline {codec!r}; use jpeg or webp")
   qualities = qualities or (JPEG_QUALITIES if codec == "jpeg" else WEBP_QUALITIES)
-  per_point = [_measure_all(lambda image, q=q: pillow_measure(image, codec, q), files,
-                            f"{codec} q={q} ({i + 1}/{len(qualities)})")
-               for i, q in enumerate(qualities)]
+  per_point = [[] for _ in qualities]
+  with concurrent.futures.ThreadPoolExecutor(os.cpu_count()) as pool:
+    for path in tqdm.tqdm(files, desc=f"{codec} at {len(qualities)} qualities", unit="image",
+                          leave=False):
+      image = image_io.read_image(path)
+      coded = pool.map(lambda quality: pillow_code(image, codec, quality), qualities)
+      for measurements, (data, reconstruction, encode_s, decode_s) in zip(per_point, coded):
+        metrics = report.coding_metrics(image, data, reconstruction, encode_s, decode_s)
+        measurements.append({"file": os.path.basename(path), **metrics})
   name = "JPEG (4:2:0)" if codec == "jpeg" else "WebP"
   return _curve(name, f"Pillow {Image.__version__}, {len(files)} images",
                 [f"quality={q}" for q in qualities], per_point)
