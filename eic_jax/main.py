@@ -4,7 +4,7 @@
   python -m eic_jax.main --workdir=DIR                          # resume with the stored config
   python -m eic_jax.main --mode=compress --workdir=DIR --input=IMAGE --output=FILE.eic [--verbose]
   python -m eic_jax.main --mode=compress --model=NAME ...    # a shipped model (list_models())
-  python -m eic_jax.main --mode=compress ... --refine_steps=500  # optimise the latents first
+  python -m eic_jax.main --mode=compress ... --effort=2  # refine the latents first (0-5)
   python -m eic_jax.main --mode=compress ... --coder=constriction  # the entropy coder that writes
   python -m eic_jax.main --mode=decompress --input=FILE.eic --output=IMAGE.png  # the file names its model
   python -m eic_jax.main --mode=export --workdir=DIR    # the latest checkpoint, for the codec
@@ -30,6 +30,7 @@ import tqdm
 
 # Each mode imports what it needs when it runs (a compress need not load the training code).
 # pylint: disable=import-outside-toplevel
+from eic_jax.codec import effort
 from eic_jax.coder import coders
 from eic_jax.evaluation import compare
 from eic_jax.runtime import atomic_files
@@ -75,6 +76,10 @@ flags.DEFINE_integer("refine_steps", 0, "compress, evaluate: optimise each image
                      "this many steps before coding them: slower encoding, a lower rate–"
                      "distortion loss, the same decoder (see eic_jax/codec/latent_refinement.py; "
                      "500 gives most of the gain).")
+flags.DEFINE_integer("effort", None, "compress, evaluate: encoder effort, 0 (the plain encoder) "
+                     f"to {len(effort.EFFORT_STEPS) - 1}: latent refinement of "
+                     f"{'/'.join(map(str, effort.EFFORT_STEPS))} steps; instead of "
+                     "--refine_steps (docs/refinement.md).")
 flags.DEFINE_enum("coder", None, list(coders.CODERS), "compress, evaluate: the entropy coder "
                   "that writes the files (default: the first installed of "
                   f"{', '.join(coders.CODERS)}); files are read with the coder they name.")
@@ -147,7 +152,7 @@ def _load_codec(name: str):
       raise FileNotFoundError(_no_export_yet(name))
   kwargs = {} if FLAGS.max_pixels is None else {"max_pixels": FLAGS.max_pixels}
   codec = codec_lib.load_codec(name, refine_steps=FLAGS.refine_steps, coder=FLAGS.coder,
-                               **kwargs)
+                               effort=FLAGS.effort, **kwargs)
   if workdir:
     workdir_index.remember(codec.fingerprint.hex(), name)
   return codec

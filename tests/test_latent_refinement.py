@@ -3,6 +3,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from eic_jax.codec import codec as codec_lib
+from eic_jax.codec import effort
 from eic_jax.codec import latent_refinement
 from eic_jax.entropy_models import quantization
 from tests.conftest import photo
@@ -56,7 +58,6 @@ def test_refinement_never_raises_the_loss_of_the_rounded_latents():
 
 
 def test_refinement_reports_its_progress_tile_by_tile(codec):
-  from eic_jax.codec import codec as codec_lib  # pylint: disable=import-outside-toplevel
   refining = codec_lib.Codec(codec.config, codec.params, codec.tables, refine_steps=120,
                              max_tile=12)
   calls = []
@@ -74,15 +75,13 @@ def test_refinement_reports_its_progress_tile_by_tile(codec):
 
 @pytest.mark.parametrize("steps", [-1, 2.5, True, "10"])
 def test_bad_step_counts_are_refused(trained_workdir, steps):
-  from eic_jax.codec import codec as codec_lib  # pylint: disable=import-outside-toplevel
   with pytest.raises(ValueError, match="refine_steps must be a non-negative integer"):
     codec_lib.load_codec(str(trained_workdir), refine_steps=steps)
 
 
-def test_cli_refines_for_compress_and_evaluate_and_refuses_bad_counts(trained_workdir,
-                                                                      photo_dir, tmp_path):
+def test_cli_refines_for_compress_and_evaluate_and_refuses_bad_counts_and_efforts(
+    trained_workdir, photo_dir, tmp_path):
   from tests.test_codec import _cli  # pylint: disable=import-outside-toplevel
-  from eic_jax.codec import codec as codec_lib  # pylint: disable=import-outside-toplevel
   from eic_jax.runtime import image_io  # pylint: disable=import-outside-toplevel
   source = sorted(photo_dir.glob("*.png"))[0]
   output = tmp_path / "refined.eic"
@@ -103,18 +102,22 @@ def test_cli_refines_for_compress_and_evaluate_and_refuses_bad_counts(trained_wo
   assert plain.decompress(output.read_bytes()).shape == image.shape
   curve_path = tmp_path / "rd.json"
   result = _cli("--mode=evaluate", f"--workdir={trained_workdir}", f"--input={source}",
-                f"--output={curve_path}", "--refine_steps=10")
+                f"--output={curve_path}", "--effort=1")
   assert result.returncode == 0, result.stderr
-  assert "latents refined for 10 steps" in curve_path.read_text()
+  assert f"latents refined for {effort.EFFORT_STEPS[1]} steps" in curve_path.read_text()
   result = _cli("--mode=compress", f"--workdir={trained_workdir}", f"--input={source}",
                 f"--output={tmp_path / 'never.eic'}", "--refine_steps=-3")
   assert result.returncode != 0 and "Traceback" not in result.stderr
   assert "error: refine_steps must be a non-negative integer, got -3" in result.stderr
   assert not (tmp_path / "never.eic").exists()
+  result = _cli("--mode=compress", f"--workdir={trained_workdir}", f"--input={source}",
+                f"--output={tmp_path / 'never.eic'}", "--effort=9")
+  assert result.returncode != 0 and "Traceback" not in result.stderr
+  assert "error: effort must be an integer from 0 to 5, got 9" in result.stderr
+  assert not (tmp_path / "never.eic").exists()
 
 
 def test_refinement_lowers_the_models_own_objective_for_ms_ssim(codec):
-  from eic_jax.codec import codec as codec_lib  # pylint: disable=import-outside-toplevel
   from eic_jax.models.objective import Objective  # pylint: disable=import-outside-toplevel
   config = codec.config.copy_and_resolve_references()
   config.distortion, config.lmbda = "ms-ssim", 30.0
@@ -132,3 +135,29 @@ def test_refinement_lowers_the_models_own_objective_for_ms_ssim(codec):
   assert loss(refined.compress(image)) < loss(plain.compress(image))
   with pytest.raises(ValueError, match="an image refined of 100x192 pixels is too small"):
     refined.compress(image[:100])
+
+
+def test_effort_zero_is_the_plain_encoder_and_levels_name_their_steps(trained_workdir):
+  image = photo("coffee", (64, 96))
+  plain = codec_lib.load_codec(str(trained_workdir))
+  assert codec_lib.load_codec(str(trained_workdir), effort=0).compress(image) == (
+      plain.compress(image))
+  assert [codec_lib.load_codec(str(trained_workdir), effort=level).refine_steps
+          for level in range(len(effort.EFFORT_STEPS))] == list(effort.EFFORT_STEPS)
+  assert effort.EFFORT_STEPS == tuple(sorted(set(effort.EFFORT_STEPS)))
+  with pytest.raises(ValueError, match="effort must be an integer from 0 to 5, got 6"):
+    codec_lib.load_codec(str(trained_workdir), effort=6)
+  with pytest.raises(ValueError, match="give an effort or refinement steps, not both"):
+    codec_lib.load_codec(str(trained_workdir), effort=1, refine_steps=10)
+
+
+def test_side_latents_refined_for_the_latents_lower_their_rate(hyperprior_codec):
+  image = photo("coffee", (96, 128))
+  y = hyperprior_codec.latents(image)
+  latent_codec = hyperprior_codec.latent_codec
+  analysed = latent_codec.refinement_context(y)
+  refined = hyperprior_codec._side_refined(y, analysed)  # pylint: disable=protected-access
+  assert not np.array_equal(refined.refined_from, analysed.refined_from)
+  coder = hyperprior_codec.coder
+  assert (latent_codec.encode(y, coder, refined.refined_from).bits
+          < latent_codec.encode(y, coder, analysed.refined_from).bits)

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from eic_jax import models
+from eic_jax.codec import effort as effort_lib
 from eic_jax.codec import export as export_lib
 from eic_jax.codec import latent_refinement
 from eic_jax.codec import tiling
@@ -31,6 +32,8 @@ from eic_jax.entropy_models import entropy_bottleneck
 from eic_jax.entropy_models.quantization import round_around
 from eic_jax.layers.padding import extend_edges
 from eic_jax.models.base import EncodedLatents
+from eic_jax.models.base import pad_grid
+from eic_jax.models.base import RefinementContext
 from eic_jax.models.objective import Objective
 from eic_jax.runtime import atomic_files
 from eic_jax.runtime import compiler_options
@@ -72,6 +75,7 @@ class Codec:
     self._synthesize = jax.jit(self._synthesize_tile, **options)
     self._refine_chunk = jax.jit(self._refine_advance, static_argnames="count", **options)
     self._refine_end = jax.jit(self._refine_finish, **options)
+    self._refine_side = jax.jit(self._refine_side_latents, **options)
     # Called with (steps done, steps in all) as latent refinement advances, e.g. by a progress
     # bar; None: silent.
     self.refine_progress = None
@@ -112,6 +116,32 @@ class Codec:
 
   def _refine_finish(self, params, refined, tile):
     return latent_refinement.finish(self._tile_problem(params, *tile), refined, tile[0])
+
+  def _refine_side_latents(self, params, z, offsets, y_hat, extent, side_extent, key):
+    """Side latents z refined for the rate of themselves and of the quantised latents y_hat
+    whose scales they predict; both grids zero-padded past their `side_extent` and `extent`."""
+    variable = ((jnp.arange(z.shape[0]) < side_extent[0])[:, None]
+                & (jnp.arange(z.shape[1]) < side_extent[1])[None, :])
+
+    def loss(z_hat):
+      bits = self.model.apply({"params": params}, z_hat[None], y_hat[None], extent,
+                              method="side_rate")[0]
+      return bits / (extent[0] * extent[1])
+
+    return latent_refinement.refine(loss, z, z, variable, offsets, key,
+                                    latent_refinement.SIDE_STEPS,
+                                    latent_refinement.SIDE_LEARNING_RATE)
+
+  def _side_refined(self, y: np.ndarray, refinement: RefinementContext) -> RefinementContext:
+    """The context after refining its side latents for the rate of latents `y` as they will
+    be coded (rounded around the context's offsets)."""
+    side = refinement.side
+    y_hat = (np.round(y - refinement.offsets) + refinement.offsets).astype(np.float32)
+    z = self._refine_side(self.params, pad_grid(side), refinement.side_offsets,
+                          pad_grid(y_hat), np.array(y.shape[:2], np.int32),
+                          np.array(side.shape[:2], np.int32), jax.random.PRNGKey(1))
+    return self.latent_codec.refinement_context(
+        y, side=np.asarray(z)[:side.shape[0], :side.shape[1]])
 
   def _plan(self, height: int, width: int) -> tuple[tiling.AxisTiles, tiling.AxisTiles]:
     scale, margin = self.model.downsampling, self.model.tile_margin
@@ -172,6 +202,11 @@ class Codec:
     rows, cols = self._plan(*image.shape[:2])
     y = self._refined(y, refinement.context, refinement.offsets, padded, rows, cols,
                       *image.shape[:2])
+    # Then the side latents, where the model offers them, for the rate of the refined latents
+    # (on three Set14 photos with bmshj2018-mse-0.0067: 0–1.2 % fewer bits; refining them
+    # before the latents too gained no more).
+    if refinement.side is not None:
+      refinement = self._side_refined(y, refinement)
     return self.latent_codec.encode(y, self.coder, refinement.refined_from)
 
   def _refined(self, y: np.ndarray, context: np.ndarray, offsets: np.ndarray,
@@ -369,11 +404,16 @@ def _fingerprint(tables: dict[str, IntegerTables], params: Any,
 
 
 def load_codec(workdir: str, max_pixels: int = bitstream.DEFAULT_MAX_PIXELS, refine_steps: int = 0,
-               coder: str | None = None) -> Codec:
+               coder: str | None = None, effort: int | None = None) -> Codec:
   """Restores a codec from a training workdir or a shipped model's name (see list_models);
   reads only. An export older than the workdir's training, or without coding tables, raises
   StaleExportError naming the command that updates it (export.py). `refine_steps`, `coder`:
-  see Codec."""
+  see Codec; `effort`: an encoder effort level instead of `refine_steps`
+  (effort.py)."""
+  if effort is not None:
+    if refine_steps:
+      raise ValueError("give an effort or refinement steps, not both")
+    refine_steps = effort_lib.effort_steps(effort)
   workdir = shipped.resolve(workdir)
   config = checkpoints.load_config(workdir)
   reason = export_lib.pending(workdir)

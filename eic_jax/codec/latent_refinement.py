@@ -26,6 +26,10 @@ DEFAULT_LEARNING_RATE = 0.05
 INITIAL_TEMPERATURE = 0.5
 MIN_TEMPERATURE = 0.02
 DECAY = 4.0
+# Side latents (see models/base.RefinementContext.side) move no pixel: their loss is the rate
+# alone, a few milliseconds a step on the small side grid.
+SIDE_STEPS = 100
+SIDE_LEARNING_RATE = 0.05
 # Keeps atanh finite for latents that lie on an integer.
 _MAX_DISTANCE = 1.0 - 1e-5
 

@@ -49,12 +49,20 @@ class EncodedLatents:
 class RefinementContext:
   """What latent refinement of latents y (h, w, C) needs from the entropy model: the
   per-position entropy parameters (h, w, K) that `CompressionModel.latent_bits` reads, the
-  quantisation offsets, per channel (C,) or per latent (h, w, C), and what `LatentCodec.encode` needs to code the refined
-  latents with those same parameters (its `refined_from`)."""
+  quantisation offsets, per channel (C,) or per latent (h, w, C), and what
+  `LatentCodec.encode` needs to code the refined latents with those same parameters (its
+  `refined_from`).
+
+  `side`: side latents that refinement may optimise too, for the rate alone (they move no
+  pixel): z as continuous values (h', w', N) whose rounding around `side_offsets` (per channel)
+  gave `context`, for a model with a `side_rate` method; None where there are none, or where
+  moving them would move the latents' quantisation points."""
 
   context: np.ndarray
   offsets: np.ndarray
   refined_from: Any = None
+  side: np.ndarray | None = None
+  side_offsets: np.ndarray | None = None
 
 
 class LatentCodec(Protocol):
@@ -71,8 +79,10 @@ class LatentCodec(Protocol):
     called with the table indexes before the latents that use them are decoded; it raises
     BitstreamError when they are not the encoder's."""
 
-  def refinement_context(self, y: np.ndarray) -> RefinementContext:
-    """For latent refinement of `y`."""
+  def refinement_context(self, y: np.ndarray, side: np.ndarray | None = None
+                         ) -> RefinementContext:
+    """For latent refinement of `y`; with the side latents `side` (see RefinementContext)
+    where given, else with those the model derives from `y`."""
 
 
 class CompressionModel(nn.Module):

@@ -113,7 +113,9 @@ class FactorizedLatentCodec:
     self.tables = tables
     self._latent_bits = latent_bits  # BLS2017.latent_bits, compiled
 
-  def refinement_context(self, y: np.ndarray) -> RefinementContext:
+  def refinement_context(self, y: np.ndarray, side: np.ndarray | None = None
+                         ) -> RefinementContext:
+    del side  # no side latents
     return RefinementContext(np.zeros(y.shape[:2] + (0,), np.float32), self.tables.medians)
 
   def encode(self, y: np.ndarray, coder: Coder, refined_from: Any = None) -> EncodedLatents:

@@ -111,6 +111,13 @@ def side_shape(latent_shape: tuple[int, ...], channels: int) -> tuple[int, int, 
           channels)
 
 
+def _inside(grid: jax.Array, extent: jax.Array) -> jax.Array:
+  """1 at the positions of a (N, H, W, C) grid within its first `extent` (h, w), else 0."""
+  rows = jnp.arange(grid.shape[1]) < extent[0]
+  cols = jnp.arange(grid.shape[2]) < extent[1]
+  return (rows[:, None] & cols[None, :])[None, :, :, None].astype(grid.dtype)
+
+
 class BMSHJ2018(CompressionModel):
   """N channels in the transforms and in z, M latent channels in y."""
 
@@ -171,6 +178,16 @@ class BMSHJ2018(CompressionModel):
   def latent_bits(self, y_hat: jax.Array, context: jax.Array) -> jax.Array:
     return -jnp.log2(gaussian_conditional.likelihoods(y_hat, context))
 
+  def side_rate(self, z_hat: jax.Array, y_hat: jax.Array, extent: jax.Array) -> jax.Array:
+    """Bits of side latents z_hat and of quantised latents y_hat with the scales z_hat
+    predicts, per image, on grids zero-padded past the latents' `extent` (h, w): what refining
+    z for fixed latents lowers (see RefinementContext.side)."""
+    side_extent = -(-extent // HYPER_DOWNSAMPLING)
+    scales = self.predict_scales(z_hat, side_extent)[:, :y_hat.shape[1], :y_hat.shape[2]]
+    return (jnp.sum(self.side_bits(z_hat) * _inside(z_hat, side_extent), axis=(1, 2, 3))
+            + jnp.sum(self.latent_bits(y_hat, scales) * _inside(y_hat, extent),
+                      axis=(1, 2, 3)))
+
   @classmethod
   def build_coding_tables(cls, params: Any, config: ml_collections.ConfigDict
                           ) -> dict[str, Any]:
@@ -222,19 +239,29 @@ class HyperpriorLatentCodec:
     scales = self._predict_scales(pad_grid(z_hat)[None], np.array(z_hat.shape[:2], np.int32))[0]
     return z_hat, scales[:latent_shape[0], :latent_shape[1]]
 
-  def side_symbols(self, y: np.ndarray) -> np.ndarray:
-    """z's integers: the hyper-analysis of latents `y` (h, w, C), quantised."""
+  def side_latents(self, y: np.ndarray) -> np.ndarray:
+    """z: the hyper-analysis of latents `y` (h, w, C), before quantisation."""
     extent = -(-np.array(y.shape[:2]) // HYPER_DOWNSAMPLING) * HYPER_DOWNSAMPLING
     z = self._hyper_analyze(pad_grid(y, HYPER_DOWNSAMPLING * SHAPE_BUCKET)[None],
                             extent.astype(np.int32))[0]
-    z = z[:extent[0] // HYPER_DOWNSAMPLING, :extent[1] // HYPER_DOWNSAMPLING]
+    return z[:extent[0] // HYPER_DOWNSAMPLING, :extent[1] // HYPER_DOWNSAMPLING]
+
+  def side_symbols(self, y: np.ndarray) -> np.ndarray:
+    """z's integers: the hyper-analysis of latents `y` (h, w, C), quantised."""
+    return self.quantize_side(self.side_latents(y))
+
+  def quantize_side(self, z: np.ndarray) -> np.ndarray:
+    """The integers that code side latents z."""
     return np.round(z - self.side_tables.medians).astype(np.int32)
 
-  def refinement_context(self, y: np.ndarray) -> RefinementContext:
-    z_symbols = self.side_symbols(y)
+  def refinement_context(self, y: np.ndarray, side: np.ndarray | None = None
+                         ) -> RefinementContext:
+    z = self.side_latents(y) if side is None else side
+    z_symbols = self.quantize_side(z)
     _, scales = self.latent_scales(z_symbols, y.shape)
     return RefinementContext(scales.astype(np.float32), np.zeros(y.shape[-1], np.float32),
-                             z_symbols)
+                             z_symbols, side=np.asarray(z, np.float32),
+                             side_offsets=self.side_tables.medians)
 
   def encode(self, y: np.ndarray, coder: Coder, refined_from: Any = None) -> EncodedLatents:
     """z is the hyper-analysis of `y`, or, for refined latents, of the latents before

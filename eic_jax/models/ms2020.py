@@ -227,9 +227,13 @@ class ChannelConditionalLatentCodec(bmshj2018.HyperpriorLatentCodec):
 
     return z_hat, features, list(self._slices(features, y.shape, rounded))
 
-  def refinement_context(self, y: np.ndarray) -> RefinementContext:
+  def refinement_context(self, y: np.ndarray, side: np.ndarray | None = None
+                         ) -> RefinementContext:
     """The features for the rate; the means of the latents as coded, around which refinement
-    rounds them (it keeps them fixed: their change with the refined latents is left out)."""
+    rounds them (it keeps them fixed: their change with the refined latents is left out).
+    z is not offered for refinement: it moves the means, and so the latents' quantisation
+    points, which only a refinement through the synthesis could follow."""
+    del side  # never offered
     z_symbols = self.side_symbols(y)
     _, features, slices = self._code(y, z_symbols)
     means = np.concatenate([means for _, means, _ in slices], axis=-1)

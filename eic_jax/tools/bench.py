@@ -44,7 +44,7 @@ import skimage.data
 from configs import default as default_config
 from eic_jax import models
 from eic_jax.codec import codec as codec_lib
-from eic_jax.codec import latent_refinement
+from eic_jax.codec import effort
 from eic_jax.coder import coders
 from eic_jax.models.objective import Objective
 from eic_jax.runtime import compiler_options
@@ -62,6 +62,8 @@ flags.DEFINE_list("megapixels", ["0.25", "1", "4", "16", "24"], "Sizes of the sc
 flags.DEFINE_list("batch_sizes", ["8"], "Batch sizes of the training table.")
 flags.DEFINE_enum("trainable", "all", ["all", "encoder"], "What the training table's step "
                   "trains (config.trainable): every parameter, or the encoder alone.")
+flags.DEFINE_list("efforts", ["1", "2"], "Encoder effort levels (codec/effort.py) whose "
+                  "compress of a 768x512 photograph is timed.")
 flags.DEFINE_bool("coding", True, "Also measure coding, the coders and scaling.")
 flags.DEFINE_string("loader_glob", None, "Photographs for the loader's crops per second "
                     "(default: eight photographs inside scikit-image, 512x768).")
@@ -221,9 +223,10 @@ def load_codec(workdir: str | None, model: str = models.DEFAULT) -> codec_lib.Co
   return codec_lib.Codec(config, params, network.build_coding_tables(params, config))
 
 
-def bench_codec(codec: codec_lib.Codec, repeats: int, matmul_gflop_per_s: float) -> dict:
-  """768x512: compress, decompress, the entropy coder's share of compress time, and the compute
-  floors of the two transforms."""
+def bench_codec(codec: codec_lib.Codec, repeats: int, matmul_gflop_per_s: float,
+                efforts: list[int]) -> dict:
+  """768x512: compress, decompress, the entropy coder's share of compress time, the compute
+  floors of the two transforms, and compress at the encoder `efforts`."""
   image = photograph(512, 768)
   start = time.perf_counter()
   data = codec.compress(image)
@@ -242,16 +245,23 @@ def bench_codec(codec: codec_lib.Codec, repeats: int, matmul_gflop_per_s: float)
   # Everything before the synthesis (for ms2020: the slice-by-slice decoding).
   entropy_decode_s = _median_seconds(lambda: codec.latent_codec.decode(
       encoded.streams, latents.shape, lambda indexes: None, codec.coder), repeats)
-  refining = codec_lib.Codec(codec.config, codec.params, codec.tables,
-                             refine_steps=latent_refinement.DEFAULT_STEPS)
-  refining.compress(image)  # compiles
-  refined_s = _median_seconds(lambda: refining.compress(image), 1)
   return {"encode_ms": 1e3 * encode_s, "decode_ms": 1e3 * decode_s,
           "entropy_coding_share": entropy_s / encode_s,
           "entropy_decoding_share": entropy_decode_s / decode_s,
           "codec_compile_s": first_s - encode_s - decode_s,
           "codec_bpp": 8 * len(data) / (image.shape[0] * image.shape[1]), **floor_ms,
-          f"encode_refined_{latent_refinement.DEFAULT_STEPS}_steps_s": refined_s}
+          **bench_efforts(codec, efforts, image)}
+
+
+def bench_efforts(codec: codec_lib.Codec, efforts: list[int], image: np.ndarray) -> dict:
+  """Seconds of a compress of `image` at each encoder effort level, after its compilation."""
+  seconds = {}
+  for level in efforts:
+    refining = codec_lib.Codec(codec.config, codec.params, codec.tables,
+                               refine_steps=effort.effort_steps(level))
+    refining.compress(image)  # compiles
+    seconds[f"encode_effort_{level}_s"] = _median_seconds(lambda: refining.compress(image), 1)
+  return seconds
 
 
 # The shipped models the coders are compared with: each architecture's middle rate.
@@ -369,7 +379,7 @@ def main(argv) -> None:
   scaling, coder_rows = [], []
   if FLAGS.coding:
     results.update(bench_codec(load_codec(FLAGS.workdir, FLAGS.model), FLAGS.repeats,
-                               results["matmul_gflop_per_s"]))
+                               results["matmul_gflop_per_s"], list(map(int, FLAGS.efforts))))
     results["peak_rss_mb"] = peak_rss_mb()
     coder_rows = bench_coders(FLAGS.repeats)
     if not coders.TFC.available():
