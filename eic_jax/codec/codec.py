@@ -136,7 +136,7 @@ class Codec:
     """The context after refining its side latents for the rate of latents `y` as they will
     be coded (rounded around the context's offsets)."""
     side = refinement.side
-    y_hat = (np.round(y - refinement.offsets) + refinement.offsets).astype(np.float32)
+    y_hat = np.asarray(round_around(y, refinement.offsets), np.float32)
     z = self._refine_side(self.params, pad_grid(side), refinement.side_offsets,
                           pad_grid(y_hat), np.array(y.shape[:2], np.int32),
                           np.array(side.shape[:2], np.int32), jax.random.PRNGKey(1))

@@ -111,13 +111,6 @@ def side_shape(latent_shape: tuple[int, ...], channels: int) -> tuple[int, int, 
           channels)
 
 
-def _inside(grid: jax.Array, extent: jax.Array) -> jax.Array:
-  """1 at the positions of a (N, H, W, C) grid within its first `extent` (h, w), else 0."""
-  rows = jnp.arange(grid.shape[1]) < extent[0]
-  cols = jnp.arange(grid.shape[2]) < extent[1]
-  return (rows[:, None] & cols[None, :])[None, :, :, None].astype(grid.dtype)
-
-
 class BMSHJ2018(CompressionModel):
   """N channels in the transforms and in z, M latent channels in y."""
 
@@ -184,9 +177,9 @@ class BMSHJ2018(CompressionModel):
     z for fixed latents lowers (see RefinementContext.side)."""
     side_extent = -(-extent // HYPER_DOWNSAMPLING)
     scales = self.predict_scales(z_hat, side_extent)[:, :y_hat.shape[1], :y_hat.shape[2]]
-    return (jnp.sum(self.side_bits(z_hat) * _inside(z_hat, side_extent), axis=(1, 2, 3))
-            + jnp.sum(self.latent_bits(y_hat, scales) * _inside(y_hat, extent),
-                      axis=(1, 2, 3)))
+    side_bits = restrict(self.side_bits(z_hat), _region(side_extent), (1, 1))
+    latent_bits = restrict(self.latent_bits(y_hat, scales), _region(extent), (1, 1))
+    return jnp.sum(side_bits, axis=(1, 2, 3)) + jnp.sum(latent_bits, axis=(1, 2, 3))
 
   @classmethod
   def build_coding_tables(cls, params: Any, config: ml_collections.ConfigDict
